@@ -1,0 +1,21 @@
+"""The interface every quality scorer offers the pipeline.
+
+A scorer turns a batch of 64x64 uint8 grayscale crops into one float per crop, higher meaning a
+better face to keep. Scorers are deterministic: one crop, one score, on every backend and run.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    name: str  # e.g. "paper" (log RP, L=10) or the default scorer's name
+    model_id: str  # the bundle's model id, recorded in every sealed record
+
+    def score_batch(self, crops: np.ndarray) -> np.ndarray:
+        """crops: N x 64 x 64 uint8 -> N float64 scores (higher is better)."""
+        ...
