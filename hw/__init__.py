@@ -1,1 +1,1 @@
-"""hw"""
+"""FINN flow to FPGA bitstreams: board profiles, custom lowerings, estimates, verification."""

@@ -15,6 +15,9 @@ from snapseal.daemon.errors import SnapsealError
 
 # Add a module here when it adds a subcommand; keep the list sorted.
 COMMAND_MODULES: tuple[str, ...] = (
+    "keys",
+    "records",
+    "run",
 )
 
 

@@ -1,0 +1,38 @@
+"""Face detection: the ``Detector`` interface and the factory the pipeline and loaders use.
+
+    from snapseal.daemon.detect import make_detector
+    detector = make_detector(min_face_px=40, confidence=0.9)
+    detections = detector.detect(frame_bgr)  # list[Detection], best first
+
+MTCNN (the paper's detector) on onnxruntime is the default; ``backend="opencv"`` runs the same
+graphs on cv2.dnn. Measured with ``python -m snapseal.daemon.detect.bench``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from snapseal.daemon.detect.base import Detector
+from snapseal.daemon.detect.mtcnn import MtcnnDetector
+
+DEFAULT_BACKEND = "onnxruntime"
+
+
+def make_detector(
+    min_face_px: float = 40,
+    confidence: float = 0.9,
+    backend: str = DEFAULT_BACKEND,
+    weights_dir: str | os.PathLike[str] | None = None,
+    num_threads: int | None = None,
+) -> Detector:
+    """The default face detector (MTCNN) configured like the daemon's ``[detector]`` section."""
+    return MtcnnDetector(
+        min_face_px=min_face_px,
+        confidence=confidence,
+        backend=backend,
+        weights_dir=weights_dir,
+        num_threads=num_threads,
+    )
+
+
+__all__ = ["Detector", "MtcnnDetector", "make_detector"]

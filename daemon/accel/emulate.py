@@ -1,0 +1,246 @@
+"""The ``emulate`` backend: runs the bundle's QONNX graphs without torch, bit-exact to Brevitas.
+
+The graphs use power-of-two scales only, so every accumulator is an exact float32 and the
+results do not depend on summation order: qonnx's node-by-node executor (``execute_onnx``,
+the reference) and the same graph run whole by onnxruntime agree bit for bit with Brevitas.
+Engines:
+
+- ``qonnx``: ``qonnx.core.onnx_exec.execute_onnx`` on a batch-N copy of the graph (weights'
+  Quant nodes folded to constants once at load: the same numbers, computed once).
+- ``ort`` (default): the same cleaned graph with every Quant node rewritten as standard ONNX
+  ops (Div, Round, Clip, Mul: exactly qonnx's Quant maths) and run whole by onnxruntime with
+  graph optimisations OFF (no fusions that could reorder float operations).
+  ``tests/daemon/test_emulate*.py`` and ``tests/quantize/test_export*.py`` check it against
+  the qonnx engine and Brevitas.
+
+Inputs are raw crops N x 64 x 64 uint8; the graph's integer input equals the pixel value.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from snapseal.daemon.accel.base import Latent, PixelDist
+from snapseal.daemon.bundle import Bundle
+from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
+
+ENGINES = ("ort", "qonnx")
+DEFAULT_BATCH = 32
+
+
+def check_crops(crops: np.ndarray, where: str) -> np.ndarray:
+    """N x 64 x 64 uint8 or a SnapsealError naming where it was passed."""
+    if not isinstance(crops, np.ndarray):
+        raise SnapsealError(f"{where}: crops must be a numpy array, got {type(crops).__name__}")
+    if crops.dtype != np.uint8 or crops.ndim != 3 or crops.shape[1:] != (64, 64):
+        raise SnapsealError(f"{where}: crops must be N x 64 x 64 uint8, got {crops.dtype} {crops.shape}")
+    return crops
+
+
+def check_latents(z: np.ndarray, latent_dim: int, where: str) -> np.ndarray:
+    z = np.asarray(z)
+    if z.ndim == 4 and z.shape[2:] == (1, 1):
+        z = z[:, :, 0, 0]
+    if z.ndim != 2 or z.shape[1] != latent_dim or not np.issubdtype(z.dtype, np.floating):
+        raise SnapsealError(f"{where}: latents must be N x {latent_dim} float, got {z.dtype} {z.shape}")
+    if not np.all(np.isfinite(z)):
+        raise SnapsealError(f"{where}: latents contain NaN or inf")
+    return z.astype(np.float32)
+
+
+def _load_wrapper(path: Path):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    try:
+        return ModelWrapper(str(path))
+    except Exception as exc:  # protobuf decode errors
+        raise SnapsealError(f"{path}: cannot read ONNX graph ({exc.__class__.__name__})") from None
+
+
+def _fold_weight_quants(model):
+    """Quant nodes whose inputs are all constants (the weights') -> constant tensors."""
+    from qonnx.transformation.fold_constants import FoldConstants
+
+    return model.transform(FoldConstants(exclude_op_types=[]))
+
+
+def _with_batch(model, batch: int):
+    """A copy of the graph with batch size `batch` on every graph input and output."""
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = copy.deepcopy(model)
+    graph = model.graph
+    for vi in list(graph.input) + list(graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_value = batch
+    while len(graph.value_info) > 0:
+        graph.value_info.remove(graph.value_info[0])
+    return model.transform(InferShapes())
+
+
+class QonnxRunner:
+    """execute_onnx on fixed-batch copies (the reference engine; slow: a session per node)."""
+
+    def __init__(self, path: Path, batch: int) -> None:
+        self.path = path
+        self.batch = batch
+        base = _fold_weight_quants(_load_wrapper(path))
+        self.model = _with_batch(base, batch)
+        self.input_name = self.model.graph.input[0].name
+        self.output_names = [o.name for o in self.model.graph.output]
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        from qonnx.core.onnx_exec import execute_onnx
+
+        return execute_onnx(self.model, {self.input_name: x})
+
+
+def quant_to_standard_ops(model):
+    """Rewrite every qonnx Quant node as Div, Round, Clip, Mul (+ zero point when non-zero).
+
+    qonnx's Quant: y = (clip(round(x / scale + zp), min_int, max_int) - zp) * scale, with
+    round-half-even (ROUND), which is what ONNX Round does. Only power-of-two scales and zero
+    zero-points occur in snapseal's graphs; others are refused (they would not be exact).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    new_nodes = []
+    for node in graph.node:
+        if node.op_type != "Quant":
+            new_nodes.append(node)
+            continue
+        x, scale_name, zp_name, bits_name = node.input
+        scale = model.get_initializer(scale_name)
+        zp = model.get_initializer(zp_name)
+        bits = model.get_initializer(bits_name)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        if scale is None or zp is None or bits is None:
+            raise SnapsealError(f"Quant node {node.name}: scale/zero-point/bit width must be constants")
+        if np.any(zp != 0):
+            raise SnapsealError(f"Quant node {node.name}: non-zero zero point is not supported")
+        mant, _ = np.frexp(np.asarray(scale, dtype=np.float64))
+        if np.any(mant != 0.5):
+            raise SnapsealError(f"Quant node {node.name}: scale is not a power of two")
+        if str(attrs.get("rounding_mode", "ROUND")).upper() != "ROUND":
+            raise SnapsealError(f"Quant node {node.name}: rounding mode {attrs.get('rounding_mode')} not supported")
+        b = int(np.asarray(bits).item())
+        signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+        lo = (-(2 ** (b - 1)) + (1 if narrow else 0)) if signed else 0
+        hi = (2 ** (b - 1) - 1) if signed else (2**b - 1 - (1 if narrow else 0))
+        base = node.name or node.output[0]
+        names = {k: f"{base}__{k}" for k in ("div", "round", "clip", "lo", "hi", "scale")}
+        graph.initializer.append(numpy_helper.from_array(np.asarray(scale, dtype=np.float32), names["scale"]))
+        graph.initializer.append(numpy_helper.from_array(np.asarray(lo, dtype=np.float32), names["lo"]))
+        graph.initializer.append(numpy_helper.from_array(np.asarray(hi, dtype=np.float32), names["hi"]))
+        new_nodes += [
+            helper.make_node("Div", [x, names["scale"]], [names["div"]], name=names["div"]),
+            helper.make_node("Round", [names["div"]], [names["round"]], name=names["round"]),
+            helper.make_node("Clip", [names["round"], names["lo"], names["hi"]], [names["clip"]], name=names["clip"]),
+            helper.make_node("Mul", [names["clip"], names["scale"]], [node.output[0]], name=f"{base}__mul"),
+        ]
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    while len(graph.value_info) > 0:
+        graph.value_info.remove(graph.value_info[0])
+    for vi in list(graph.input) + list(graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+    model.model.opset_import[0].version = max(13, model.model.opset_import[0].version)
+    del model.model.opset_import[1:]  # no custom domains left
+    return model
+
+
+class OrtRunner:
+    """The whole graph (Quant rewritten as standard ops) in one onnxruntime session, any batch."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.path = path
+        model = quant_to_standard_ops(_fold_weight_quants(_load_wrapper(path)))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3  # the folded weights' Quant parameters are unused: no warnings
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(model.model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise SnapsealError(f"{path}: onnxruntime cannot load the emulation graph ({str(exc).splitlines()[0]})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
+
+
+def _make_runner(engine: str, path: Path, batch: int, threads: int):
+    if engine == "qonnx":
+        return QonnxRunner(path, batch)
+    if engine == "ort":
+        return OrtRunner(path, threads)
+    raise SnapsealError(f"unknown emulation engine {engine!r}; known: {', '.join(ENGINES)}")
+
+
+class EmulateAccelerator:
+    """Accelerator backend over the bundle's QONNX graphs (see the module docstring)."""
+
+    name = "emulate"
+
+    def __init__(self, bundle: Bundle, engine: str = "ort", batch_size: int = DEFAULT_BATCH, threads: int = 1) -> None:
+        if engine not in ENGINES:
+            raise SnapsealError(f"unknown emulation engine {engine!r}; known: {', '.join(ENGINES)}")
+        self.bundle = bundle
+        self.engine = engine
+        self.batch_size = max(1, int(batch_size))
+        self.threads = threads
+        self._runners: dict[str, Callable[[np.ndarray], dict[str, np.ndarray]]] = {}
+
+    def _runner(self, graph: str):
+        if graph not in self._runners:
+            self._runners[graph] = _make_runner(self.engine, self.bundle.graphs[graph], self.batch_size, self.threads)
+        return self._runners[graph]
+
+    def _run(self, graph: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run in chunks of batch_size; the qonnx engine pads the last chunk (fixed-shape graph)."""
+        runner = self._runner(graph)
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(x), self.batch_size):
+            chunk = x[start : start + self.batch_size]
+            n = len(chunk)
+            if self.engine == "qonnx" and n < self.batch_size:
+                chunk = np.concatenate([chunk, np.zeros((self.batch_size - n,) + chunk.shape[1:], chunk.dtype)])
+            for k, v in runner(chunk).items():
+                parts.setdefault(k, []).append(np.asarray(v, dtype=np.float32)[:n])
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+    def _pixels(self, crops: np.ndarray) -> np.ndarray:
+        check_crops(crops, f"{self.bundle.path}: emulate backend")
+        return crops.astype(np.float32)[:, None, :, :]
+
+    def _latent(self, out: dict[str, np.ndarray]) -> Latent:
+        n = out["mu_z"].shape[0]
+        return Latent(mu=out["mu_z"].reshape(n, -1), log_sigma=out["log_sigma_z"].reshape(n, -1))
+
+    def _pixel_dist(self, raw: np.ndarray) -> PixelDist:
+        return pixel_dist_from_output(raw, self.bundle.log_sigma_floor)
+
+    def forward_at_mean(self, crops: np.ndarray) -> tuple[Latent, PixelDist]:
+        out = self.run_forward_at_mean_raw(crops)
+        return self._latent(out), self._pixel_dist(out["decoder_out"])
+
+    def run_forward_at_mean_raw(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's own outputs (mu_z, log_sigma_z, decoder_out) as floats, for bit-exact checks."""
+        return self._run("forward_at_mean", self._pixels(crops))
+
+    def encode(self, crops: np.ndarray) -> Latent:
+        return self._latent(self._run("encoder", self._pixels(crops)))
+
+    def decode(self, z: np.ndarray) -> PixelDist:
+        z = check_latents(z, self.bundle.latent_dim, f"{self.bundle.path}: emulate backend")
+        return self._pixel_dist(self._run("decoder", z[:, :, None, None])["decoder_out"])

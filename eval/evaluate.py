@@ -1,0 +1,175 @@
+"""The error-versus-reject experiment: embed, compare, score, reject, plot, tabulate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from snapseal.eval.dataset import EvalSet
+from snapseal.eval.embedding_cache import CachedEmbedder
+from snapseal.eval.erc import ErcResult, compute_erc, oracle_quality
+from snapseal.eval.methods import MethodSet, ProbeBatch
+from snapseal.eval.report import fmt, markdown_table, plot_erc
+
+INITIAL_FNMRS = (0.01, 0.001)
+
+
+@dataclass
+class Comparisons:
+    embedder: str
+    genuine: np.ndarray  # one per probe: distance to its own identity's reference
+    impostor: np.ndarray  # every probe against every other identity's reference
+    probe_to_all: np.ndarray  # probes x identities distance matrix (rank-1 identification)
+    identities: list[str]
+
+
+def compare(eval_set: EvalSet, embedder: CachedEmbedder) -> Comparisons:
+    identities = sorted(eval_set.references)
+    refs = [eval_set.references[i] for i in identities]
+    ref_rows = embedder.embed([r.recognizer_image for r in refs], [r.recognizer_box for r in refs], "references")
+    probe_rows = embedder.embed([p.recognizer_image for p in eval_set.probes],
+                                [p.recognizer_box for p in eval_set.probes], "probes")
+    embedder.save()
+    matrix = np.linalg.norm(probe_rows[:, None, :].astype(np.float64) - ref_rows[None, :, :], axis=2)
+    column = {identity: j for j, identity in enumerate(identities)}
+    own = np.array([column[p.identity] for p in eval_set.probes])
+    genuine = matrix[np.arange(len(own)), own]
+    mask = np.ones_like(matrix, dtype=bool)
+    mask[np.arange(len(own)), own] = False
+    return Comparisons(embedder.name, genuine, matrix[mask], matrix, identities)
+
+
+def probe_batch(eval_set: EvalSet) -> ProbeBatch:
+    probes = eval_set.probes
+    return ProbeBatch(
+        crops=np.stack([p.crop for p in probes]),
+        face_area_px=np.array([p.face_area_px for p in probes]),
+        on_edge=np.array([p.on_edge for p in probes]),
+        detector_confidence=np.array([p.confidence for p in probes]),
+        keys=tuple(p.key for p in probes),
+    )
+
+
+@dataclass
+class ErcExperiment:
+    eval_set: EvalSet
+    comparisons: list[Comparisons]
+    method_families: dict[str, str]
+    scores: dict[str, np.ndarray]  # method -> one score per probe
+    results: dict[tuple[str, str, float], ErcResult] = field(default_factory=dict)  # (embedder, method, fnmr)
+    missing: list[str] = field(default_factory=list)
+
+
+def score_probes(eval_set: EvalSet, methods: MethodSet, progress: bool = True) -> dict[str, np.ndarray]:
+    batch = probe_batch(eval_set)
+    scores = {}
+    items = methods.methods
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="quality methods", unit="method")
+    for method in items:
+        values = np.asarray(method.score(batch), np.float64)
+        if values.shape != (len(eval_set.probes),) or not np.all(np.isfinite(values)):
+            bad = int(np.sum(~np.isfinite(values))) if values.shape == (len(eval_set.probes),) else -1
+            methods.missing.append(f"{method.name}: returned {values.shape} scores with {bad} non-finite; left out")
+            continue
+        scores[method.name] = values
+    return scores
+
+
+def run_erc(eval_set: EvalSet, embedders: Sequence[CachedEmbedder], methods: MethodSet,
+            initial_fnmrs: Sequence[float] = INITIAL_FNMRS, progress: bool = True) -> ErcExperiment:
+    comparisons = [compare(eval_set, embedder) for embedder in embedders]
+    scores = score_probes(eval_set, methods, progress)
+    families = {m.name: m.family for m in methods.methods if m.name in scores}
+    experiment = ErcExperiment(eval_set, comparisons, families, scores, missing=list(methods.missing))
+    for comparison in comparisons:
+        for initial in initial_fnmrs:
+            for name, values in scores.items():
+                experiment.results[(comparison.embedder, name, initial)] = compute_erc(
+                    name, comparison.genuine, values, initial, comparison.impostor)
+            experiment.results[(comparison.embedder, "PERFECT (oracle)", initial)] = compute_erc(
+                "PERFECT (oracle)", comparison.genuine, oracle_quality(comparison.genuine), initial, comparison.impostor)
+    experiment.method_families["PERFECT (oracle)"] = "oracle"
+    return experiment
+
+
+def degradation_ranking(eval_set: EvalSet, scores: dict[str, np.ndarray], reference_scores: dict[str, np.ndarray]
+                        ) -> dict[str, dict[str, float]]:
+    """Per method and degradation family: the share of degraded probes scored BELOW the clean
+    reference they were made from (1.0 = the method always prefers the clean face)."""
+    identities = sorted(eval_set.references)
+    column = {identity: j for j, identity in enumerate(identities)}
+    origin_of_reference = {i: eval_set.references[i].key.split("|")[0] for i in identities}
+    table: dict[str, dict[str, float]] = {}
+    for name, values in scores.items():
+        per_family: dict[str, list[bool]] = {}
+        for probe, value in zip(eval_set.probes, values):
+            family = probe.condition.split("-")[0]
+            if probe.key.split("|")[0] != origin_of_reference[probe.identity] or family in ("clean", "video", "folder"):
+                continue
+            per_family.setdefault(family, []).append(value < reference_scores[name][column[probe.identity]])
+        table[name] = {family: float(np.mean(right)) for family, right in sorted(per_family.items())}
+        everything = [v for right in per_family.values() for v in right]
+        table[name]["all"] = float(np.mean(everything)) if everything else float("nan")
+    return table
+
+
+def erc_markdown(experiment: ErcExperiment, image_dir: Path, image_link_prefix: str, tag: str) -> str:
+    """Tables + plots for one experiment; returns the markdown."""
+    comparisons = experiment.comparisons
+    fnmrs = sorted({key[2] for key in experiment.results}, reverse=True)
+    methods = list(experiment.scores) + ["PERFECT (oracle)"]
+    lines = []
+    # operating points
+    rows = []
+    for comparison in comparisons:
+        for initial in fnmrs:
+            result = experiment.results[(comparison.embedder, "random", initial)] if "random" in experiment.scores \
+                else experiment.results[(comparison.embedder, "PERFECT (oracle)", initial)]
+            errors = int(round(result.achieved_initial_fnmr * len(comparison.genuine)))
+            rows.append([comparison.embedder, f"{initial:g}", fmt(result.threshold), fmt(result.achieved_initial_fnmr),
+                         str(errors), fmt(result.fmr_at_threshold), str(len(comparison.genuine)),
+                         str(len(comparison.impostor))])
+    lines.append("Operating points (threshold fixed before rejection):\n")
+    lines.append(markdown_table(["embedder", "initial FNMR asked", "threshold (L2 dist.)", "FNMR at r=0",
+                                 "false non-matches", "FMR at threshold", "genuine", "impostor"], rows))
+    # rank-1 identification, for context on how hard the set is
+    rows = []
+    for comparison in comparisons:
+        identities = comparison.identities
+        own = np.array([identities.index(p.identity) for p in experiment.eval_set.probes])
+        rank1 = float(np.mean(np.argmin(comparison.probe_to_all, axis=1) == own))
+        rows.append([comparison.embedder, fmt(float(np.median(comparison.genuine)), 3),
+                     fmt(float(np.median(comparison.impostor)), 3), fmt(rank1, 3)])
+    lines.append("\nHow hard the set is for each embedder:\n")
+    lines.append(markdown_table(["embedder", "median genuine dist.", "median impostor dist.",
+                                 "rank-1 identification"], rows))
+    # the main table
+    header = ["method", "family"] + [f"{c.embedder} @ FNMR {f:g}" for c in comparisons for f in fnmrs]
+    rows = []
+    for name in methods:
+        cells = [name, experiment.method_families.get(name, "")]
+        for comparison in comparisons:
+            for initial in fnmrs:
+                cells.append(fmt(experiment.results[(comparison.embedder, name, initial)].area_to_30 * 1000, 3))
+        rows.append(cells)
+    lines.append("\nArea under the ERC from 0 to 30 % rejection (x 1000; lower is better; a flat curve at the "
+                 "initial FNMR f gives 300 f):\n")
+    lines.append(markdown_table(header, rows))
+    # plots
+    for comparison in comparisons:
+        for initial in fnmrs:
+            file_name = f"erc_{tag}_{comparison.embedder}_fnmr{initial:g}.png"
+            curves = [(name, experiment.method_families.get(name, ""),
+                       experiment.results[(comparison.embedder, name, initial)].reject_fractions,
+                       experiment.results[(comparison.embedder, name, initial)].fnmr) for name in methods]
+            plot_erc(image_dir / file_name,
+                     f"ERC, {experiment.eval_set.name} set, {comparison.embedder} embedder, initial FNMR {initial:g}",
+                     curves)
+            lines.append(f"\n![ERC {comparison.embedder} {initial:g}]({image_link_prefix}/{file_name})\n")
+    return "".join(lines)

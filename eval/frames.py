@@ -1,0 +1,216 @@
+"""Collect the tracks of the test videos with the daemon's own stages, then compare selections.
+
+Videos: the pipeline engineer's synthetic walk-by (``snapseal.daemon.demo``; its ground truth
+tells who every detection is and which photo each walker is made of) and the real carphone
+clip (pristine and distorted; one person). Stages are the daemon's: ``make_detector`` with the
+daemon's default ``[detector]`` settings, ``make_tracker`` with its default ``[tracker]``, and
+``daemon.crop``. References: for a walker, the clean crop of the photo it is composed from;
+for carphone, the normalised mean embedding of every pristine frame's crop (a template that
+favours no single frame).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from snapseal.daemon.config import DetectorConfig, TrackerConfig
+from snapseal.daemon.crop import crop_face
+from snapseal.daemon.detect import make_detector
+from snapseal.daemon.track import make_tracker
+from snapseal.daemon.types import Box, Detection
+from snapseal.eval.dataset import box_in_crop
+from snapseal.eval.embedding_cache import CachedEmbedder
+from snapseal.eval.methods import MethodSet, ProbeBatch, on_frame_edge
+from snapseal.eval.selection import (TrackCrops, argmax_choice, frigate_choice, summarise, summarise_random,
+                                     SelectionSummary)
+
+LOG = logging.getLogger("snapseal.eval")
+
+
+@dataclass
+class RawTrack:
+    video: str
+    track_id: int
+    frame_indices: list[int] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    on_edge: list[bool] = field(default_factory=list)
+    labels: list[object] = field(default_factory=list)  # ground-truth person per crop (None: unknown)
+
+
+def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress: bool = True) -> list[RawTrack]:
+    """Detect, track and crop every frame like the daemon; optional ground-truth labeller
+    ``(frame_index, detections) -> labels``."""
+    detector_config, tracker_config = DetectorConfig(), TrackerConfig()
+    detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
+    tracker = make_tracker(tracker_config.kind, tracker_config.max_age_frames, tracker_config.min_length_frames)
+    tracks: dict[int, RawTrack] = {}
+    long_enough: set[int] = set()
+    iterator = frames
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(frames, desc=f"tracks in {video}", unit="frame")
+    for index, image in enumerate(iterator):
+        detections = detector.detect(image)
+        step = tracker.update(detections, index)
+        labels = labeller(index, detections) if labeller else [None] * len(detections)
+        for detection, track_id, label in zip(detections, step.track_ids, labels):
+            track = tracks.setdefault(track_id, RawTrack(video, track_id))
+            track.frame_indices.append(index)
+            track.crops.append(crop_face(image, detection))
+            track.detections.append(detection)
+            track.on_edge.append(on_frame_edge(detection.box, image.shape))
+            track.labels.append(label)
+        long_enough.update(info.track_id for info in step.ended if info.long_enough)
+    long_enough.update(info.track_id for info in tracker.finish() if info.long_enough)
+    return [tracks[i] for i in sorted(tracks) if i in long_enough]
+
+
+def read_video(path: Path) -> Iterator[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        capture.release()
+
+
+@dataclass
+class VideoTracks:
+    tracks: list[TrackCrops]
+    notes: list[str]
+
+
+def _embed_track(raw: RawTrack, embedder: CachedEmbedder) -> np.ndarray:
+    images = [cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) for c in raw.crops]
+    boxes = [box_in_crop(d) for d in raw.detections]
+    return embedder.embed(images, boxes)
+
+
+def _track_crops(raw: RawTrack, identity: str, distances: np.ndarray) -> TrackCrops:
+    return TrackCrops(
+        video=raw.video, track_id=raw.track_id, identity=identity,
+        frame_indices=np.array(raw.frame_indices), crops=np.stack(raw.crops),
+        face_area_px=np.array([d.box.area for d in raw.detections]), on_edge=np.array(raw.on_edge),
+        confidence=np.array([d.confidence for d in raw.detections]), distances=distances,
+    )
+
+
+def carphone_tracks(pristine: Path, distorted: Path | None, embedder: CachedEmbedder,
+                    progress: bool = True) -> VideoTracks:
+    notes = []
+    pristine_tracks = run_tracks("carphone (pristine)", list(read_video(pristine)), progress=progress)
+    rows = [_embed_track(t, embedder) for t in pristine_tracks]
+    if not rows:
+        return VideoTracks([], ["carphone: no track found in the pristine clip"])
+    template = np.concatenate(rows).mean(axis=0)
+    template /= np.linalg.norm(template)
+    result = [_track_crops(t, "carphone", np.linalg.norm(r - template, axis=1)) for t, r in zip(pristine_tracks, rows)]
+    if distorted is not None and distorted.is_file():
+        for raw in run_tracks("carphone (distorted)", list(read_video(distorted)), progress=progress):
+            result.append(_track_crops(raw, "carphone", np.linalg.norm(_embed_track(raw, embedder) - template, axis=1)))
+    else:
+        notes.append("carphone_distorted.mp4 not found: only the pristine clip was used")
+    embedder.save()
+    return VideoTracks(result, notes)
+
+
+def walkby_tracks(embedder: CachedEmbedder, progress: bool = True) -> VideoTracks:
+    """The pipeline engineer's walk-by, rendered in memory from its plan (no codec loss)."""
+    from snapseal.daemon.demo import walkby
+    from snapseal.daemon.demo.track_eval import label_detections
+
+    try:
+        from snapseal.daemon.demo.assets import load_face_patches
+    except ImportError as exc:
+        return VideoTracks([], [f"walk-by: snapseal.daemon.demo.assets is not there ({exc})"])
+    detector_config = DetectorConfig()
+    patch_detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
+    patches = load_face_patches(patch_detector)
+    plan = _demo_plan(walkby, len(patches))
+    by_frame = plan.truth_by_frame()
+
+    def labeller(index: int, detections: Sequence[Detection]) -> list[object]:
+        return [item.person_id for item in label_detections(by_frame.get(index, []), detections)]
+
+    raw_tracks = run_tracks("walk-by", list(walkby.render_frames(plan, patches)), labeller, progress)
+    # the clean reference of each walker: its photo's face, cropped and embedded like any crop
+    references: dict[int, np.ndarray] = {}
+    notes = []
+    for walker in plan.walkers:
+        patch = patches[walker.patch_index % len(patches)]
+        detection = _face_in_patch(patch, patch_detector)
+        crop = crop_face(patch.image_bgr, detection)
+        references[walker.person_id] = embedder.embed([cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)],
+                                                      [box_in_crop(detection)])[0]
+    result = []
+    for raw in raw_tracks:
+        known = [label for label in raw.labels if label is not None]
+        if not known:
+            notes.append(f"walk-by track {raw.track_id}: no detection matches a walker (false track), skipped")
+            continue
+        person, votes = Counter(known).most_common(1)[0]
+        if votes < 0.8 * len(raw.labels):
+            notes.append(f"walk-by track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} are walker {person})")
+        rows = _embed_track(raw, embedder)
+        result.append(_track_crops(raw, f"walker-{person}", np.linalg.norm(rows - references[person], axis=1)))
+    embedder.save()
+    return VideoTracks(result, notes)
+
+
+def _demo_plan(walkby, n_patches: int):
+    """The demo's own plan if it exposes one, else the walk-by defaults with every photo used."""
+    try:
+        from snapseal.daemon.demo import __main__ as demo_main  # type: ignore[attr-defined]
+
+        if hasattr(demo_main, "demo_plan"):
+            return demo_main.demo_plan(n_patches)
+    except Exception:  # the demo module may be absent or need arguments; fall back
+        pass
+    return walkby.plan_walkby(640, 480, n_people=max(4, min(n_patches, 8)), frames_per_person=90,
+                              n_patches=n_patches, seed=0)
+
+
+def _face_in_patch(patch, detector) -> Detection:
+    """The detection on the clean photo patch that overlaps the patch's face box most."""
+    target = patch.face_box
+    best, best_iou = None, 0.0
+    for detection in detector.detect(patch.image_bgr):
+        box = detection.box
+        ix = max(0.0, min(box.x2, target.x2) - max(box.x1, target.x1))
+        iy = max(0.0, min(box.y2, target.y2) - max(box.y1, target.y1))
+        inter = ix * iy
+        iou = inter / (box.area + target.area - inter) if inter > 0 else 0.0
+        if iou > best_iou:
+            best, best_iou = detection, iou
+    if best is None:  # the patch's own box, without landmarks: the box crop needs none
+        best = Detection(target, np.zeros((5, 2), np.float32), 1.0)
+    return best
+
+
+def select(tracks: Sequence[TrackCrops], methods: MethodSet) -> tuple[list[SelectionSummary], dict[str, list[int]]]:
+    """Every method's choice on every track, summarised; also the choices (for the report)."""
+    choices: dict[str, list[int]] = {}
+    for method in methods.methods:
+        picked = []
+        for track in tracks:
+            batch = ProbeBatch(track.crops, track.face_area_px, track.on_edge, track.confidence,
+                               tuple(f"{track.video}:{track.track_id}:{i}" for i in track.frame_indices))
+            picked.append(argmax_choice(method.score(batch)))
+        choices[method.name] = picked
+    choices["Frigate rule (sequential)"] = [frigate_choice(t.confidence, t.face_area_px, t.on_edge) for t in tracks]
+    choices["PERFECT (oracle)"] = [int(np.argmin(t.distances)) for t in tracks]
+    summaries = [summarise(name, list(tracks), picked) for name, picked in choices.items() if name != "random"]
+    summaries.append(summarise_random(list(tracks)))
+    return summaries, choices

@@ -1,0 +1,135 @@
+"""The quality methods compared side by side: each turns a batch of probes into one score each,
+higher = better. Nothing here re-implements a scorer: the VAE comes from the daemon's factory
+(``snapseal.daemon.scoring.load_scorer``), the classical baselines from
+``snapseal.quantize.baselines``. Added here: face size (Frigate-style) and random.
+The PERFECT oracle is not a method over pixels (it reads the genuine distance): the ERC runner
+adds it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from snapseal.daemon.types import Box
+
+FRAME_EDGE_PENALTY = 1e12  # Frigate never prefers a box touching the frame edge to one that does not
+
+
+@dataclass(frozen=True)
+class ProbeBatch:
+    """What the methods may look at for N probes (never the identity or the distance)."""
+
+    crops: np.ndarray  # N x 64 x 64 uint8: what the camera's scorer sees
+    face_area_px: np.ndarray  # N: the detection box area in its (uncropped) frame
+    on_edge: np.ndarray  # N bool: the detection box touches the frame edge
+    detector_confidence: np.ndarray  # N: the detector's confidence (Frigate's "score")
+    keys: tuple[str, ...] = ()  # stable names of the probes (seed the random method)
+
+
+@dataclass(frozen=True)
+class QualityMethod:
+    name: str
+    family: str  # "vae" | "baseline" | "heuristic" | "chance"
+    score: Callable[[ProbeBatch], np.ndarray]
+    note: str = ""
+
+
+@dataclass
+class MethodSet:
+    methods: list[QualityMethod] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # what could not be loaded, and why
+
+
+def on_frame_edge(box: Box, frame_shape: tuple[int, ...]) -> bool:
+    """Frigate's ``on_edge``: the box touches the first/last pixel row or column."""
+    height, width = frame_shape[:2]
+    return box.x1 <= 0 or box.y1 <= 0 or box.x2 >= width - 1 or box.y2 >= height - 1
+
+
+def face_size_score(batch: ProbeBatch) -> np.ndarray:
+    """Frigate-style face size as one number: larger area is better, edge-touching boxes last."""
+    area = np.asarray(batch.face_area_px, np.float64)
+    return area - FRAME_EDGE_PENALTY * np.asarray(batch.on_edge, np.float64)
+
+
+def random_score(batch: ProbeBatch) -> np.ndarray:
+    """A fixed pseudo-random number per probe, from its key (reproducible, order-independent)."""
+    keys = batch.keys or tuple(str(i) for i in range(len(batch.crops)))
+    return np.array([zlib.crc32(key.encode()) / 2.0**32 for key in keys], np.float64)
+
+
+def baseline_methods() -> MethodSet:
+    found = MethodSet()
+    try:
+        from snapseal.quantize.baselines import BASELINES
+    except Exception as exc:  # the score engineer's module failed to import
+        found.missing.append(f"classical baselines: snapseal.quantize.baselines did not import ({exc})")
+        return found
+    labels = {"laplacian_var": "Laplacian variance", "brisque": "BRISQUE", "niqe": "NIQE"}
+    for key, function in BASELINES.items():
+        found.methods.append(QualityMethod(labels.get(key, key), "baseline", lambda b, f=function: f(b.crops)))
+    for key in ("brisque", "niqe"):
+        if key not in BASELINES:
+            found.missing.append(f"{labels[key]}: not in snapseal.quantize.baselines.BASELINES")
+    return found
+
+
+def heuristic_methods() -> MethodSet:
+    return MethodSet([
+        QualityMethod("face size (Frigate-style)", "heuristic", face_size_score,
+                      "box area in the frame; edge-touching boxes last"),
+        QualityMethod("random", "chance", random_score),
+    ])
+
+
+# (label, backend, scorer name) of every VAE variant we try; the factory decides what exists.
+VAE_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("VAE default score, quantized (emulate)", "emulate", "default"),
+    ("VAE default score, float (cpu)", "cpu", "default"),
+    ("VAE paper log RP L=10, quantized (emulate)", "emulate", "paper"),
+    ("VAE paper log RP L=10, float (cpu)", "cpu", "paper"),
+    ("VAE paper, FPGA estimator (one pass at mu_z), quantized", "emulate", "paper-mean"),
+    ("VAE default, FPGA estimator (one pass at mu_z), quantized", "emulate", "default-mean"),
+)
+
+
+def vae_methods(bundle_dir: Path | None = None) -> MethodSet:
+    found = MethodSet()
+    try:
+        from snapseal.daemon.scoring import load_scorer
+    except ImportError as exc:
+        found.missing.append(f"VAE: snapseal.daemon.scoring.load_scorer is not there ({exc})")
+        return found
+    seen: set[tuple[str, str]] = set()
+    for label, backend, scorer_name in VAE_VARIANTS:
+        try:
+            scorer = load_scorer(bundle_dir, backend=backend, scorer=scorer_name)
+        except Exception as exc:  # a variant the bundle/factory does not offer: say so, go on
+            found.missing.append(f"{label}: load_scorer(backend={backend!r}, scorer={scorer_name!r}) failed: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        identity = (backend, getattr(scorer, "name", scorer_name))
+        if identity in seen:  # an alias of a variant we already have
+            continue
+        seen.add(identity)
+        found.methods.append(QualityMethod(label, "vae", lambda b, s=scorer: _batched(s, b.crops),
+                                           f"scorer {getattr(scorer, 'name', scorer_name)}, model {getattr(scorer, 'model_id', '?')}"))
+    return found
+
+
+def _batched(scorer, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    parts = [np.asarray(scorer.score_batch(crops[i:i + batch]), np.float64) for i in range(0, len(crops), batch)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def all_methods(bundle_dir: Path | None = None, include_vae: bool = True) -> MethodSet:
+    result = MethodSet()
+    for part in ([vae_methods(bundle_dir)] if include_vae else []) + [baseline_methods(), heuristic_methods()]:
+        result.methods.extend(part.methods)
+        result.missing.extend(part.missing)
+    return result

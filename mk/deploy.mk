@@ -1,0 +1,46 @@
+# Deployment to a PYNQ board (deploy engineer). `make deploy BOARD=pynq-z2 HOST=xilinx@cam`
+# builds a wheel, copies it with the bundle and deploy/ to the board, and runs install.sh there.
+# BOARD on the command line overrides the Makefile's BOARD (.venv/board): only this target reads
+# it as a board name, and it needs only the workstation env.
+DEPLOY_BOARDS := pynq-z2 ultra96-v2
+HOST ?=
+RECIPIENT ?=
+BUNDLE ?= bundles/default
+SOURCE ?= 0
+CAMERA_ID ?=
+REMOTE_DIR ?= snapseal-deploy
+SSH ?= ssh
+RSYNC ?= rsync
+DRY_RUN ?=
+DEPLOY_BUILD := build/deploy
+WHEEL ?=
+DEPLOY_USAGE := usage: make deploy BOARD=pynq-z2|ultra96-v2 HOST=[user@]host RECIPIENT=investigator.pub [BUNDLE=dir] [SOURCE=0|/dev/videoN|rtsp://...] [CAMERA_ID=id] [DRY_RUN=1] [SSH=ssh] [RSYNC=rsync]
+
+.PHONY: deploy deploy-wheel deploy-check
+
+# The wheel install.sh installs into the board's venv (pure Python: one wheel fits both boards).
+deploy-wheel: $(WORK)/.ready
+	rm -rf $(DEPLOY_BUILD) && mkdir -p $(DEPLOY_BUILD)
+	$(WORK)/bin/pip wheel $(PIP_QUIET) --no-deps --no-build-isolation -w $(DEPLOY_BUILD) .
+
+deploy:
+	@if [ -z "$(HOST)" ] || [ -z "$(filter $(DEPLOY_BOARDS),$(BOARD))" ] || [ -z "$(RECIPIENT)" ]; then \
+	    echo '$(DEPLOY_USAGE)' >&2; exit 2; fi
+	@test -f "$(RECIPIENT)" || { echo "make deploy: RECIPIENT $(RECIPIENT): no such file" >&2; exit 2; }
+	@test -f "$(BUNDLE)/manifest.json" || { echo "make deploy: BUNDLE $(BUNDLE): no manifest.json" >&2; exit 2; }
+	@if [ -z "$(WHEEL)" ]; then $(MAKE) --no-print-directory deploy-wheel; fi
+	$(RSYNC) -rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd $(if $(WHEEL),$(WHEEL),$(DEPLOY_BUILD)/snapseal-*.whl) requirements/daemon.txt $(HOST):$(REMOTE_DIR)/
+	$(RSYNC) -rt --delete --chmod=D0755,F0644 $(BUNDLE)/ $(HOST):$(REMOTE_DIR)/bundle/
+	$(RSYNC) -t --chmod=F0644 $(RECIPIENT) $(HOST):$(REMOTE_DIR)/investigator.pub
+	$(SSH) -t $(HOST) "sudo bash $(REMOTE_DIR)/install.sh --board $(BOARD) --bundle $(REMOTE_DIR)/bundle --recipient $(REMOTE_DIR)/investigator.pub --requirements $(REMOTE_DIR)/daemon.txt --source '$(SOURCE)'$(if $(CAMERA_ID), --camera-id '$(CAMERA_ID)')$(if $(DRY_RUN), --dry-run)"
+
+# Tools the deploy tests need: shellcheck (apt) and systemd-analyze (apt, package systemd).
+DEPLOY_TOOLS_STAMP := build/.deploy-tools.ready
+$(DEPLOY_TOOLS_STAMP):
+	@command -v shellcheck >/dev/null && command -v systemd-analyze >/dev/null || { \
+	    apt-get update -qq && apt-get install -y -qq shellcheck systemd >/dev/null; }
+	@mkdir -p $(dir $@) && touch $@
+TEST_PREREQS += $(DEPLOY_TOOLS_STAMP)
+
+deploy-check: $(WORK)/.ready $(DEPLOY_TOOLS_STAMP)
+	$(WORK)/bin/python -m pytest -q tests/deploy tests/test_compat.py

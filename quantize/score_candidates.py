@@ -1,0 +1,251 @@
+"""Research: which quality score prefers sharp, well-lit, unoccluded, centred faces?
+
+The paper's log RP prefers blurred faces (FACTS.md, "A measured warning"). This module measures
+candidate scores on the degradation-ranking test (``quantize.ranking``) over held-out, real
+faces and chooses weights on one identity-disjoint half ("select") while reporting the other
+("report"), then the other way round (2-fold cross-validation by identity).
+
+Every candidate is computed from what the accelerator outputs (mu_z, log_sigma_z, and mu_x,
+log_sigma_x at z = mu_z or at the L table samples) plus cheap host-side numpy/cv2 work:
+
+    python -m snapseal.quantize.score_candidates [--bundle DIR | --checkpoint PT] [--val NPZ]
+
+prints the table and writes build/measure/candidates.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from snapseal.daemon.accel.base import Latent, PixelDist
+from snapseal.daemon.scoring import features as ft
+from snapseal.daemon.scoring import likelihood
+from snapseal.quantize import ranking
+
+N_PIX = 64 * 64
+LN2 = math.log(2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# An Accelerator over a torch checkpoint (research only; the daemon uses the bundle backends)
+
+
+class TorchAccelerator:
+    """The Accelerator Protocol over a VAE checkpoint (float or QAT), torch on 1 thread."""
+
+    name = "torch"
+
+    def __init__(self, checkpoint: str | Path, log_sigma_floor: float = likelihood.LOG_SIGMA_FLOOR, batch: int = 256) -> None:
+        import torch
+
+        from snapseal.quantize.train import load_model
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.model = load_model(checkpoint)
+        self.floor = log_sigma_floor
+        self.batch = batch
+
+    def _chunks(self, x: np.ndarray, fn):
+        outs = [fn(x[i : i + self.batch]) for i in range(0, len(x), self.batch)]
+        return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
+
+    def forward_at_mean(self, crops: np.ndarray) -> tuple[Latent, PixelDist]:
+        def run(chunk):
+            with self.torch.no_grad():
+                mu, ls, out = self.model.forward_at_mean(self.torch.from_numpy(chunk.astype(np.float32))[:, None])
+            return mu.flatten(1).numpy(), ls.flatten(1).numpy(), out.numpy()
+
+        mu, ls, out = self._chunks(crops, run)
+        return Latent(mu, ls), likelihood.pixel_dist_from_output(out, self.floor)
+
+    def encode(self, crops: np.ndarray) -> Latent:
+        def run(chunk):
+            with self.torch.no_grad():
+                mu, ls = self.model.encoder(self.torch.from_numpy(chunk.astype(np.float32))[:, None])
+            return mu.flatten(1).numpy(), ls.flatten(1).numpy()
+
+        mu, ls = self._chunks(crops, run)
+        return Latent(mu, ls)
+
+    def decode(self, z: np.ndarray) -> PixelDist:
+        def run(chunk):
+            with self.torch.no_grad():
+                out = self.model.decoder(self.torch.from_numpy(chunk.astype(np.float32))[:, :, None, None])
+            return (out.numpy(),)
+
+        (out,) = self._chunks(z, run)
+        return likelihood.pixel_dist_from_output(out, self.floor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features: one array per measurement, over all crops of a RankingSet
+
+
+def compute_features(accel, crops: np.ndarray, epsilon: np.ndarray | None, progress: bool = True) -> dict[str, np.ndarray]:
+    """Every measurement a candidate may use, N float64 each (nats for log-likelihoods)."""
+    from tqdm import tqdm
+
+    feats: dict[str, list[np.ndarray]] = {}
+    batch = 128
+    bar = tqdm(total=len(crops), desc="features", disable=not progress, leave=False)
+    for start in range(0, len(crops), batch):
+        x = crops[start : start + batch]
+        latent, dist = accel.forward_at_mean(x)
+        part = {
+            "ll_mean": likelihood.gaussian_log_likelihood(x, dist),
+            "kl": likelihood.kl_divergence(latent),
+            "ll_laplace": ft.laplace_loglik_nats(x, dist.mu, dist.log_sigma),
+            "mse": ((x.astype(np.float64) / 255.0 - dist.mu) ** 2).reshape(len(x), -1).sum(1),
+            "mean_log_sigma_x": dist.log_sigma.reshape(len(x), -1).astype(np.float64).mean(1),
+            "png_bits": ft.png_bits(x),
+            "noise": ft.immerkaer_noise_sigma(x),
+            "lapvar": ft.laplacian_variance(x),
+            "mean_level": ft.mean_level(x),
+            "contrast": ft.contrast(x),
+        }
+        for floor in (2, 4, 8):
+            floored = PixelDist(dist.mu, np.maximum(dist.log_sigma, np.float32(math.log(floor / 255.0))))
+            part[f"ll_floor{floor}"] = likelihood.gaussian_log_likelihood(x, floored)
+        hp_x, hp_r = ft.residual_highpass_energy(x, dist.mu)
+        part["hp_x"], part["hp_recon"] = hp_x, hp_r
+        if epsilon is not None:
+            part["log_rp"] = likelihood.log_rp(x, accel.encode(x), accel.decode, epsilon)
+        for k, v in part.items():
+            feats.setdefault(k, []).append(np.asarray(v, np.float64))
+        bar.update(len(x))
+    bar.close()
+    return {k: np.concatenate(v) for k, v in feats.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidates: name -> (formula text, params grid, fn(features, params) -> scores)
+
+Candidate = tuple[str, dict[str, tuple[float, ...]], Callable[[dict[str, np.ndarray], dict[str, float]], np.ndarray]]
+
+
+def _bits(nats: np.ndarray) -> np.ndarray:
+    return nats / LN2
+
+
+def _noise_penalty(f, p):
+    """Bits a compressor spends on noise above the noise floor sigma0 (grey levels)."""
+    return N_PIX * np.log2(np.maximum(f["noise"], p["sigma0"]) / p["sigma0"])
+
+
+def _dark_penalty(f, p):
+    """Bits-per-pixel penalty for a mean grey level below `dark0` (0 when well lit)."""
+    return N_PIX * np.maximum(0.0, np.log2(p["dark0"] / np.maximum(f["mean_level"], 1.0)))
+
+
+CANDIDATES: dict[str, Candidate] = {
+    "paper log RP (L=10)": ("log RP", {}, lambda f, p: f["log_rp"]),
+    "log p(x|mu_z)": ("log N(x | mu_x, sigma_x) at z = mu_z", {}, lambda f, p: f["ll_mean"]),
+    "-MSE": ("-||x - mu_x||^2", {}, lambda f, p: -f["mse"]),
+    "-KL": ("-KL(q(z|x) || p(z))", {}, lambda f, p: -f["kl"]),
+    "ELBO at mean": ("log p(x|mu_z) - KL", {}, lambda f, p: f["ll_mean"] - f["kl"]),
+    "laplace": ("Laplace log-lik at mu_z", {}, lambda f, p: f["ll_laplace"]),
+    "sigma floor 4": ("log-lik, sigma_x >= 4/255", {}, lambda f, p: f["ll_floor4"]),
+    "sigma floor 8": ("log-lik, sigma_x >= 8/255", {}, lambda f, p: f["ll_floor8"]),
+    "complexity (S)": ("bits(log p) + PNG bits", {}, lambda f, p: _bits(f["ll_mean"]) + f["png_bits"]),
+    "complexity rp": ("bits(log RP) + PNG bits", {}, lambda f, p: _bits(f["log_rp"]) + f["png_bits"]),
+    "complexity laplace": ("bits(laplace) + PNG bits", {}, lambda f, p: _bits(f["ll_laplace"]) + f["png_bits"]),
+    "complexity - KL": ("bits(log p - KL) + PNG bits", {}, lambda f, p: _bits(f["ll_mean"] - f["kl"]) + f["png_bits"]),
+    "complexity + noise": (
+        "bits(log p) + PNG bits - 4096 log2(max(noise, s0)/s0)",
+        {"sigma0": (2.0, 3.0, 4.0, 5.0, 6.0)},
+        lambda f, p: _bits(f["ll_mean"]) + f["png_bits"] - _noise_penalty(f, p),
+    ),
+    "complexity + noise + dark": (
+        "bits(log p) + PNG bits - noise bits - 4096 max(0, log2(d0 / mean))",
+        {"sigma0": (2.0, 3.0, 4.0, 5.0, 6.0), "dark0": (60.0, 80.0, 100.0)},
+        lambda f, p: _bits(f["ll_mean"]) + f["png_bits"] - _noise_penalty(f, p) - _dark_penalty(f, p),
+    ),
+    "laplacian var (model-free)": ("var(Laplacian(x))", {}, lambda f, p: f["lapvar"]),
+}
+
+
+def evaluate_candidates(
+    feats: dict[str, np.ndarray], rset: ranking.RankingSet, folds: list[np.ndarray]
+) -> dict[str, dict]:
+    """Per candidate: its formula, for each fold the params chosen on the OTHER folds and the
+    fractions on this fold (cross-validation by identity), and the pooled held-out fractions."""
+    results = {}
+    for name, (formula, grid, fn) in CANDIDATES.items():
+        if any(k not in feats for k in _needs(fn, feats)):
+            continue
+        combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+        per_fold, held_out_scores = [], np.full(len(rset.crops), np.nan)
+        for j, fold in enumerate(folds):
+            select_faces = np.concatenate([f for i, f in enumerate(folds) if i != j])
+            select = np.isin(rset.face, select_faces)
+            best = max(
+                combos,
+                key=lambda p: _objective(ranking.pair_fractions(fn(feats, p)[select], rset.subset(select_faces))),
+            )
+            report = np.isin(rset.face, fold)
+            scores = fn(feats, best)
+            held_out_scores[report] = scores[report]
+            per_fold.append({"params": best, "fractions": ranking.pair_fractions(scores[report], rset.subset(fold))})
+        pooled = ranking.pair_fractions(held_out_scores, rset)
+        results[name] = {"formula": formula, "folds": per_fold, "held_out": pooled}
+    return results
+
+
+def _objective(fractions: dict[str, float]) -> tuple[float, float]:
+    # the worst degradation first (target: >= 0.9 for EACH), then the mean
+    return (fractions["min"], fractions["all"])
+
+
+def _needs(fn, feats) -> list[str]:
+    try:
+        fn(feats, {"sigma0": 1.0, "dark0": 1.0})
+        return []
+    except KeyError as exc:
+        return [str(exc.args[0])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from snapseal.quantize import measure
+
+    parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.score_candidates", description=__doc__.split("\n")[0])
+    measure.add_model_args(parser)
+    parser.add_argument("--out", default="build/measure", help="output directory")
+    args = parser.parse_args(argv)
+    started = time.time()
+    accel, epsilon, label = measure.open_model(args)
+    rset = measure.load_ranking_set(args.val, seed=args.seed)
+    feats = compute_features(accel, rset.crops, epsilon)
+    folds = ranking.identity_split(rset.identities, folds=2, seed=args.seed)
+    results = evaluate_candidates(feats, rset, folds)
+    rows = {name: r["held_out"] for name, r in results.items()}
+    table = ranking.format_table(rows)
+    n_faces = len(set(rset.face.tolist()))
+    header = (
+        f"Candidate scores on {n_faces} held-out faces ({len(set(rset.identities))} identities) x 8 degradations x 3 levels; "
+        f"model: {label}. Weights chosen on one identity-disjoint half, fractions measured on the other, "
+        f"both ways (2-fold CV by identity), pooled."
+    )
+    print(header)
+    print(table)
+    for name, r in results.items():
+        if r["folds"][0]["params"]:
+            print(f"  {name}: params per fold {[f['params'] for f in r['folds']]}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "candidates.json").write_text(json.dumps({"model": label, "n_faces": n_faces, "results": results}, indent=2))
+    (out / "candidates.md").write_text(header + "\n\n" + table + "\n")
+    print(f"wrote {out / 'candidates.json'} and candidates.md in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Capture: file timestamps, live latest-frame dropping, reopen with backoff, clear errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from snapseal.daemon.capture import FileSource, LiveSource, open_source, parse_source
+from snapseal.daemon.errors import SnapsealError
+
+
+def write_clip(path: Path, n_frames: int = 12, fps: float = 10.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(n_frames):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("text, kind, target", [
+    ("0", "device", 0), ("/dev/video2", "device", "/dev/video2"),
+    ("rtsp://user:pw@cam.local/stream", "stream", "rtsp://user:pw@cam.local/stream"),
+    ("clip.mp4", "file", "clip.mp4"),
+])
+def test_parse_source(text, kind, target):
+    spec = parse_source(text)
+    assert (spec.kind, spec.target) == (kind, target)
+
+
+def test_stream_credentials_never_reach_the_logs():
+    assert "pw" not in parse_source("rtsp://user:pw@cam.local/stream").describe()
+
+
+def test_file_source_reads_every_frame_with_file_timestamps(tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", n_frames=12, fps=10.0)
+    source = FileSource(parse_source(str(clip)), start_time=1000.0)
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame)
+    assert source.ended
+    assert [f.index for f in frames] == list(range(12))
+    np.testing.assert_allclose([f.timestamp for f in frames], 1000.0 + np.arange(12) / 10.0, atol=1e-6)
+    assert source.stats.frames_dropped == 0 and source.stats.frames_delivered == 12
+    assert source.read() is None  # stays ended
+
+
+def test_unreadable_sources_are_one_line_errors(tmp_path):
+    with pytest.raises(SnapsealError, match="does not exist"):
+        open_source(str(tmp_path / "absent.mp4"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 10)
+    with pytest.raises(SnapsealError) as raised:
+        open_source(str(junk))
+    assert str(junk) in str(raised.value) and "\n" not in str(raised.value)
+
+
+class FakeCamera:
+    """A VideoCapture double: plays ``script`` ("frame" or "fail" per read), then frames."""
+
+    def __init__(self, script: list[str] | None = None, opened: bool = True, delay_s: float = 0.0) -> None:
+        self.script = list(script or [])
+        self.opened = opened
+        self.delay_s = delay_s
+        self.released = False
+        self.count = 0
+
+    def isOpened(self) -> bool:
+        return self.opened and not self.released
+
+    def read(self):
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        step = self.script.pop(0) if self.script else "frame"
+        if step == "fail":
+            return False, None
+        self.count += 1
+        return True, np.full((8, 8, 3), self.count % 256, np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_live_camera_that_disappears_is_reopened_with_backoff():
+    # First capture: 3 frames then it dies. Then 3 reopen attempts fail, the 4th works.
+    captures = [FakeCamera(["frame"] * 3 + ["fail"] * 10, delay_s=0.002)]
+    captures += [FakeCamera(opened=False) for _ in range(3)]
+    captures += [FakeCamera(delay_s=0.002)]
+    opened: list[FakeCamera] = []
+
+    def factory(spec):
+        camera = captures.pop(0) if captures else FakeCamera(delay_s=0.002)
+        opened.append(camera)
+        return camera
+
+    source = LiveSource(parse_source("0"), factory, backoff_initial_s=0.01, backoff_max_s=0.05, failures_before_reopen=3)
+    try:
+        deadline = time.time() + 10.0
+        while source.stats.reconnects == 0 and time.time() < deadline:
+            source.read(timeout=0.05)
+        got_after = [source.read(timeout=1.0) for _ in range(3)]
+    finally:
+        source.close()
+    assert source.stats.reconnects == 1
+    assert source.stats.reopen_attempts == 4
+    assert source.backoff_delays_s[:4] == [0.01, 0.02, 0.04, 0.05]  # doubles up to the maximum
+    assert len(source.stats.gaps_s) == 1 and source.stats.gaps_s[0] > 0
+    assert opened[0].released and all(c.released for c in opened[1:4])
+    assert all(frame is not None for frame in got_after)
+
+
+def test_live_source_keeps_only_the_latest_frame_and_counts_drops():
+    source = LiveSource(parse_source("0"), lambda spec: FakeCamera(delay_s=0.001))
+    try:
+        first = source.read(timeout=2.0)
+        time.sleep(0.1)  # a slow pipeline: the camera delivers many frames meanwhile
+        second = source.read(timeout=2.0)
+    finally:
+        source.close()
+    assert first is not None and second is not None
+    assert second.index > first.index + 1
+    assert source.stats.frames_dropped >= second.index - first.index - 1 > 0
+    assert source.stats.frames_read >= source.stats.frames_delivered + source.stats.frames_dropped - 1
+
+
+def test_live_source_that_cannot_open_at_start_is_an_error():
+    with pytest.raises(SnapsealError, match="cannot be opened"):
+        LiveSource(parse_source("/dev/video99"), lambda spec: FakeCamera(opened=False))
+
+
+def test_close_stops_the_reader_thread():
+    source = LiveSource(parse_source("0"), lambda spec: FakeCamera(delay_s=0.001))
+    source.close()
+    assert source.ended
+    assert not any(t.name == "snapseal-capture" and t.is_alive() for t in threading.enumerate())
