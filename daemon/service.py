@@ -261,17 +261,22 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     store = RecordStore(store_dir, quota_bytes=int(config.store.quota_mb * 1024 * 1024))
     sealer = RecordSealer(recipient, device_key, camera_id=config.camera.camera_id,
                           retention=config.store.retention_days * 86400.0)
-    if scorer is None:
-        from snapseal.daemon.scoring import load_scorer
-
-        scorer = load_scorer(config.quality.bundle, backend=config.quality.backend, scorer=config.quality.scorer_name)
-    if detector is None:
-        from snapseal.daemon.detect import make_detector
-
-        detector = make_detector(min_face_px=config.detector.min_face_px, confidence=config.detector.confidence)
+    # Cheap checks first (keys, store, source), then the slow loads (scorer, detector).
     if source is None:
         source = open_source(config.camera.source, reconnect_max_s=config.camera.reconnect_max_s,
                              realtime=config.camera.realtime)
+    try:
+        if scorer is None:
+            from snapseal.daemon.scoring import load_scorer
+
+            scorer = load_scorer(config.quality.bundle, backend=config.quality.backend, scorer=config.quality.scorer_name)
+        if detector is None:
+            from snapseal.daemon.detect import make_detector
+
+            detector = make_detector(min_face_px=config.detector.min_face_px, confidence=config.detector.confidence)
+    except BaseException:
+        source.close()
+        raise
     tracker = make_tracker(config.tracker.kind, config.tracker.max_age_frames, config.tracker.min_length_frames)
     chooser = CropChooser(scorer, top_k=config.quality.top_k, clip_frames=config.quality.clip_frames,
                           batch_size=config.quality.batch_size, on_scored=on_scored)
@@ -307,10 +312,10 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
             previous_tick(summary)
 
     pipeline.on_tick = tick
-    log.info("snapseal running: %s", built.describe)
-    notifier.ready(f"running: {built.describe}")
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop):  # before READY: a supervisor may stop us right after it
+            log.info("snapseal running: %s", built.describe)
+            notifier.ready(f"running: {built.describe}")
             summary = pipeline.run(stop)
     finally:
         notifier.stopping("stopping: sealed open tracks")

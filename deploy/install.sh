@@ -404,14 +404,18 @@ fi
 ensure_account
 svc="$account_uid:$account_gid"
 rootgrp="0:$account_gid"
+# The state directory belongs to the service's User=/Group=: systemd re-owns StateDirectory= to
+# them at every start, so install.sh sets the same owner (fpga.conf runs as root:snapseal).
+state_owner=$svc
+[[ $backend != fpga ]] || state_owner=$rootgrp
 
 ensure_dir /opt 0755 0:0
 ensure_dir "$OPT_DIR" 0755 0:0
 ensure_dir /etc 0755 0:0
 ensure_dir "$ETC_DIR" 0750 "$rootgrp"
 ensure_dir /var/lib 0755 0:0
-ensure_dir "$STATE_DIR" 0700 "$svc"
-ensure_dir "$STORE_DIR" 0700 "$svc"
+ensure_dir "$STATE_DIR" 0700 "$state_owner"
+ensure_dir "$STORE_DIR" 0700 "$state_owner"
 
 # The package: its own venv; the PYNQ venv's packages (pynq, numpy 1.x) stay visible through a
 # .pth that appends them after the venv's own (a venv made from a venv does not inherit them).
@@ -480,15 +484,15 @@ if [[ ! -e $prefix$DEVICE_KEY ]]; then
         [[ -f $keydir/device.key ]] || { echo "snapseal keygen wrote no device.key" >&2; false; }
         for key in device.key device.pub; do
             [[ -f $keydir/$key ]] || continue
-            [[ $is_root -eq 0 ]] || chown "$svc" "$keydir/$key"
+            [[ $is_root -eq 0 ]] || chown "$state_owner" "$keydir/$key"
             created+=("$prefix$STATE_DIR/$key")
             mv -- "$keydir/$key" "$prefix$STATE_DIR/$key"
         done
         rm -rf -- "$keydir"
     fi
 fi
-[[ ! -e $prefix$DEVICE_KEY ]] || ensure_attrs "$prefix$DEVICE_KEY" 0600 "$svc"
-[[ ! -e $prefix$STATE_DIR/device.pub ]] || ensure_attrs "$prefix$STATE_DIR/device.pub" 0644 "$svc"
+[[ ! -e $prefix$DEVICE_KEY ]] || ensure_attrs "$prefix$DEVICE_KEY" 0600 "$state_owner"
+[[ ! -e $prefix$STATE_DIR/device.pub ]] || ensure_attrs "$prefix$STATE_DIR/device.pub" 0644 "$state_owner"
 
 # The config: written when absent; an edited one is kept and the new one put beside it.
 config_text=$(cat <<EOF
@@ -571,7 +575,7 @@ else
     if [[ $unit_changed -gt 0 ]]; then
         system_cmd systemctl daemon-reload
     fi
-    if [[ $dry_run -eq 1 ]] || ! systemctl is-enabled --quiet "$SERVICE.service" 2>/dev/null; then
+    if ! systemctl is-enabled --quiet "$SERVICE.service" 2>/dev/null; then
         change "enable $SERVICE.service" && systemctl enable "$SERVICE.service"
     fi
     if [[ $changes -gt 0 ]]; then

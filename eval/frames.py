@@ -92,6 +92,16 @@ class VideoTracks:
     notes: list[str]
 
 
+@dataclass
+class CollectedVideos:
+    """Tracks of the test videos, detected and tracked ONCE, embedded per embedder later."""
+
+    labelled: list[tuple[RawTrack, str]] = field(default_factory=list)  # (track, identity)
+    walker_references: dict[str, tuple[np.ndarray, Box]] = field(default_factory=dict)  # identity -> crop, box
+    carphone_pristine: list[RawTrack] = field(default_factory=list)  # its crops make the template
+    notes: list[str] = field(default_factory=list)
+
+
 def _embed_track(raw: RawTrack, embedder: CachedEmbedder) -> np.ndarray:
     images = [cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) for c in raw.crops]
     boxes = [box_in_crop(d) for d in raw.detections]
@@ -107,79 +117,70 @@ def _track_crops(raw: RawTrack, identity: str, distances: np.ndarray) -> TrackCr
     )
 
 
-def carphone_tracks(pristine: Path, distorted: Path | None, embedder: CachedEmbedder,
-                    progress: bool = True) -> VideoTracks:
-    notes = []
-    pristine_tracks = run_tracks("carphone (pristine)", list(read_video(pristine)), progress=progress)
-    rows = [_embed_track(t, embedder) for t in pristine_tracks]
-    if not rows:
-        return VideoTracks([], ["carphone: no track found in the pristine clip"])
-    template = np.concatenate(rows).mean(axis=0)
-    template /= np.linalg.norm(template)
-    result = [_track_crops(t, "carphone", np.linalg.norm(r - template, axis=1)) for t, r in zip(pristine_tracks, rows)]
-    if distorted is not None and distorted.is_file():
-        for raw in run_tracks("carphone (distorted)", list(read_video(distorted)), progress=progress):
-            result.append(_track_crops(raw, "carphone", np.linalg.norm(_embed_track(raw, embedder) - template, axis=1)))
+def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | None, progress: bool = True) -> CollectedVideos:
+    collected = CollectedVideos()
+    _collect_walkby(collected, progress)
+    if carphone_pristine is not None and carphone_pristine.is_file():
+        collected.carphone_pristine = run_tracks("carphone (pristine)", list(read_video(carphone_pristine)),
+                                                 progress=progress)
+        collected.labelled += [(t, "carphone") for t in collected.carphone_pristine]
+        if carphone_distorted is not None and carphone_distorted.is_file():
+            distorted = run_tracks("carphone (distorted)", list(read_video(carphone_distorted)), progress=progress)
+            collected.labelled += [(t, "carphone") for t in distorted]
+        else:
+            collected.notes.append("carphone_distorted.mp4 not found: only the pristine clip was used")
     else:
-        notes.append("carphone_distorted.mp4 not found: only the pristine clip was used")
-    embedder.save()
-    return VideoTracks(result, notes)
+        collected.notes.append("carphone_pristine.mp4 not found (run `make data`)")
+    return collected
 
 
-def walkby_tracks(embedder: CachedEmbedder, progress: bool = True) -> VideoTracks:
-    """The pipeline engineer's walk-by, rendered in memory from its plan (no codec loss)."""
+def _collect_walkby(collected: CollectedVideos, progress: bool) -> None:
+    """The demo's walk-by video (``make demo``'s input, made here if missing) and its plan."""
     from snapseal.daemon.demo import walkby
+    from snapseal.daemon.demo.__main__ import WALKBY_PEOPLE, ensure_walkby
+    from snapseal.daemon.demo.assets import REPO_ROOT, load_face_patches
     from snapseal.daemon.demo.track_eval import label_detections
 
-    try:
-        from snapseal.daemon.demo.assets import load_face_patches
-    except ImportError as exc:
-        return VideoTracks([], [f"walk-by: snapseal.daemon.demo.assets is not there ({exc})"])
     detector_config = DetectorConfig()
     patch_detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
+    video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", patch_detector)
     patches = load_face_patches(patch_detector)
-    plan = _demo_plan(walkby, len(patches))
+    # the same plan ensure_walkby renders (deterministic in its seed): the ground truth
+    plan = walkby.plan_walkby(640, 480, n_people=WALKBY_PEOPLE, frames_per_person=100, n_patches=len(patches), seed=0)
     by_frame = plan.truth_by_frame()
 
     def labeller(index: int, detections: Sequence[Detection]) -> list[object]:
         return [item.person_id for item in label_detections(by_frame.get(index, []), detections)]
 
-    raw_tracks = run_tracks("walk-by", list(walkby.render_frames(plan, patches)), labeller, progress)
-    # the clean reference of each walker: its photo's face, cropped and embedded like any crop
-    references: dict[int, np.ndarray] = {}
-    notes = []
-    for walker in plan.walkers:
+    raw_tracks = run_tracks(f"walk-by ({video.name})", list(read_video(video)), labeller, progress)
+    for walker in plan.walkers:  # the clean reference: the walker's photo, cropped like any crop
         patch = patches[walker.patch_index % len(patches)]
         detection = _face_in_patch(patch, patch_detector)
-        crop = crop_face(patch.image_bgr, detection)
-        references[walker.person_id] = embedder.embed([cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)],
-                                                      [box_in_crop(detection)])[0]
-    result = []
+        collected.walker_references[f"walker-{walker.person_id}"] = (crop_face(patch.image_bgr, detection),
+                                                                     box_in_crop(detection))
     for raw in raw_tracks:
         known = [label for label in raw.labels if label is not None]
         if not known:
-            notes.append(f"walk-by track {raw.track_id}: no detection matches a walker (false track), skipped")
+            collected.notes.append(f"walk-by track {raw.track_id}: matches no walker (a false track), skipped")
             continue
         person, votes = Counter(known).most_common(1)[0]
         if votes < 0.8 * len(raw.labels):
-            notes.append(f"walk-by track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} are walker {person})")
-        rows = _embed_track(raw, embedder)
-        result.append(_track_crops(raw, f"walker-{person}", np.linalg.norm(rows - references[person], axis=1)))
+            collected.notes.append(f"walk-by track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} "
+                                   f"crops are walker {person})")
+        collected.labelled.append((raw, f"walker-{person}"))
+
+
+def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder) -> VideoTracks:
+    """Distances of every crop to its person's clean reference, for one embedder."""
+    references = {identity: embedder.embed([cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)], [box])[0]
+                  for identity, (crop, box) in collected.walker_references.items()}
+    if collected.carphone_pristine:
+        template = np.concatenate([_embed_track(t, embedder) for t in collected.carphone_pristine]).mean(axis=0)
+        references["carphone"] = template / np.linalg.norm(template)
+    tracks = [_track_crops(raw, identity, np.linalg.norm(_embed_track(raw, embedder) - references[identity], axis=1))
+              for raw, identity in collected.labelled]
     embedder.save()
-    return VideoTracks(result, notes)
-
-
-def _demo_plan(walkby, n_patches: int):
-    """The demo's own plan if it exposes one, else the walk-by defaults with every photo used."""
-    try:
-        from snapseal.daemon.demo import __main__ as demo_main  # type: ignore[attr-defined]
-
-        if hasattr(demo_main, "demo_plan"):
-            return demo_main.demo_plan(n_patches)
-    except Exception:  # the demo module may be absent or need arguments; fall back
-        pass
-    return walkby.plan_walkby(640, 480, n_people=max(4, min(n_patches, 8)), frames_per_person=90,
-                              n_patches=n_patches, seed=0)
+    return VideoTracks(tracks, list(collected.notes))
 
 
 def _face_in_patch(patch, detector) -> Detection:

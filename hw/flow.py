@@ -110,6 +110,25 @@ def step_split_host_tails(model, cfg):
     return model
 
 
+def load_host_tails(cfg) -> list[dict]:
+    return json.loads((Path(cfg.output_dir) / HOST_TAILS_FILE).read_text())
+
+
+def step_name_hw_outputs(model, cfg):
+    """Name every accelerator output ``<output>_int`` (by position, fixed before partitioning
+    reorders them): the driver settings and the verification match streams by these names."""
+    tails = load_host_tails(cfg)
+    if len(model.graph.output) != len(tails):
+        raise FlowError(f"graph has {len(model.graph.output)} outputs but {len(tails)} host tails")
+    for output, tail in zip(list(model.graph.output), tails):
+        wanted = f"{tail['output_name']}_int"
+        if output.name != wanted:
+            model.rename_tensor(output.name, wanted)
+        tail["stream_name"] = wanted
+    (Path(cfg.output_dir) / HOST_TAILS_FILE).write_text(json.dumps(tails, indent=1))
+    return model
+
+
 def step_resize_to_upsample(model, cfg):
     """Resize (NHWC, integer) -> UpsampleNearestNeighbour (hw/transforms/resize.py)."""
     from snapseal.hw.transforms.resize import InferUpsampleFromResize
@@ -187,6 +206,7 @@ def estimate_steps() -> list[FlowStep]:
         FlowStep("step_resize_to_upsample", step_resize_to_upsample),
         _finn_step("step_convert_to_hw"),
         FlowStep("step_remove_hw_flatten", step_remove_hw_flatten),
+        FlowStep("step_name_hw_outputs", step_name_hw_outputs),
         FlowStep("step_check_all_mapped", step_check_all_mapped),
         _finn_step("step_minimize_bit_width_initial"),
         _finn_step("step_create_dataflow_partition"),

@@ -1,4 +1,4 @@
-"""Small Brevitas models that follow the VAE's quantization rules, for tests and smoke runs.
+"""Small Brevitas models (power-of-two scales, as quantize/model.py) that follow the VAE's quantization rules, for tests and smoke runs.
 
 Same rules as ``quantize/model.py``: unsigned 8-bit input quantizer on raw pixels, conv + BN +
 LeakyReLU(1/8) + signed QuantIdentity blocks, QuantConvTranspose2d (group=1),
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 from brevitas import nn as qnn
-from brevitas.quant import Uint8ActPerTensorFloat
+from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint
 from torch import nn
 
 LEAKY_SLOPE = 0.125
 
 
 def _act(bits: int) -> nn.Module:
-    return nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE), qnn.QuantIdentity(bit_width=bits, return_quant_tensor=True))
+    return nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE), qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=bits, return_quant_tensor=True))
 
 
 class TinyDecoderPath(nn.Module):
@@ -27,15 +27,15 @@ class TinyDecoderPath(nn.Module):
     def __init__(self, channels: int = 4, bits: int = 4, size: int = 16) -> None:
         super().__init__()
         self.input_shape = (1, 1, size, size)
-        self.inq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
-        self.conv = qnn.QuantConv2d(1, channels, 3, stride=2, padding=1, weight_bit_width=bits, bias=False)
+        self.inq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFixedPoint, return_quant_tensor=True)
+        self.conv = qnn.QuantConv2d(1, channels, 3, stride=2, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.act1 = _act(bits)
-        self.deconv = qnn.QuantConvTranspose2d(channels, channels, 4, stride=2, padding=1, weight_bit_width=bits, bias=False)
+        self.deconv = qnn.QuantConvTranspose2d(channels, channels, 4, stride=2, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.act2 = _act(bits)
         self.up = qnn.QuantUpsamplingNearest2d(scale_factor=2, return_quant_tensor=True)
-        self.head = qnn.QuantConv2d(channels, 2, 3, padding=1, weight_bit_width=bits, bias=True)
+        self.head = qnn.QuantConv2d(channels, 2, 3, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=True)
 
     def forward(self, x):
         x = self.inq(x)
@@ -55,22 +55,24 @@ class TinyVAEAtMean(nn.Module):
         super().__init__()
         self.input_shape = (1, 1, size, size)
         self.size, self.channels = size, channels
-        self.inq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True)
-        self.c1 = qnn.QuantConv2d(1, channels, 3, stride=2, padding=1, weight_bit_width=bits, bias=False)
+        self.inq = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFixedPoint, return_quant_tensor=True)
+        self.c1 = qnn.QuantConv2d(1, channels, 3, stride=2, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.b1, self.a1 = nn.BatchNorm2d(channels), _act(bits)
-        self.c2 = qnn.QuantConv2d(channels, channels, 3, stride=2, padding=1, weight_bit_width=bits, bias=False)
+        self.c2 = qnn.QuantConv2d(channels, channels, 3, stride=2, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.b2, self.a2 = nn.BatchNorm2d(channels), _act(bits)
         feat = channels * (size // 4) ** 2
-        self.enc_mu = qnn.QuantLinear(feat, latent, weight_bit_width=bits, bias=True)
-        self.enc_log_sigma = qnn.QuantLinear(feat, latent, weight_bit_width=bits, bias=True)
-        self.zq = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.enc_mu = qnn.QuantLinear(feat, latent, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=True)
+        self.enc_log_sigma = qnn.QuantLinear(feat, latent, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=True)
+        self.zq = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8, return_quant_tensor=True)
+        self.log_sigma_q = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)
+        self.out_q = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)
         self.latent = latent
-        self.dec = qnn.QuantLinear(latent, feat, weight_bit_width=bits, bias=False)
+        self.dec = qnn.QuantLinear(latent, feat, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.b3, self.a3 = nn.BatchNorm1d(feat), _act(bits)
-        self.d1 = qnn.QuantConvTranspose2d(channels, channels, 4, stride=2, padding=1, weight_bit_width=bits, bias=False)
+        self.d1 = qnn.QuantConvTranspose2d(channels, channels, 4, stride=2, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=False)
         self.b4, self.a4 = nn.BatchNorm2d(channels), _act(bits)
         self.up = qnn.QuantUpsamplingNearest2d(scale_factor=2, return_quant_tensor=True)
-        self.head = qnn.QuantConv2d(channels, 2, 3, padding=1, weight_bit_width=bits, bias=True)
+        self.head = qnn.QuantConv2d(channels, 2, 3, padding=1, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=bits, bias=True)
 
     def forward(self, x):
         x = self.inq(x)
@@ -78,11 +80,11 @@ class TinyVAEAtMean(nn.Module):
         x = self.a2(self.b2(self.c2(x)))
         flat = x.flatten(1)
         mu = self.zq(self.enc_mu(flat))
-        log_sigma = self.enc_log_sigma(flat)
+        log_sigma = self.log_sigma_q(self.enc_log_sigma(flat))
         h = self.a3(self.b3(self.dec(mu)))
         h = h.reshape(-1, self.channels, self.size // 4, self.size // 4)
         h = self.a4(self.b4(self.d1(h)))
-        pixels = self.head(self.up(h))
+        pixels = self.out_q(self.head(self.up(h)))
         return mu.value, log_sigma, pixels
 
 

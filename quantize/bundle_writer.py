@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--default-scorer", default="paper")
     p.add_argument("--scorers-json", help="JSON object of scorer parameters to store in the manifest")
     p.add_argument("--training-json", help="JSON file with extra training facts (merged into manifest['training'])")
+    p.add_argument("--val", help="held-out crops: measure speed and Spearman figures into manifest['measured']")
+    p.add_argument("--float-checkpoint", help="the float twin's checkpoint (quantized vs float Spearman)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     try:
@@ -157,6 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     except SnapsealError as exc:
         print(f"snapseal-bundle: error: {exc}")
         return 2
+    if args.val:
+        from snapseal.quantize.bench_accel import measure
+        from snapseal.quantize.train import load_crops
+
+        measured = measure(bundle.path, load_crops(args.val), Path(args.float_checkpoint) if args.float_checkpoint else None)
+        measured.pop("bundle", None)
+        if args.float_checkpoint:
+            float_ckpt = load_checkpoint(args.float_checkpoint)
+            measured["float_train_seconds"] = round(float_ckpt.train_seconds, 1)
+        write_manifest(bundle.path, {**bundle.manifest, "measured": measured})
+        bundle = load_bundle(bundle.path)
+        print(json.dumps(measured, indent=2))
     print(f"bundle {bundle.model_id} -> {bundle.path}")
     return 0
 

@@ -91,6 +91,59 @@ def _read_frame(path: Path, index: int) -> np.ndarray | None:
         capture.release()
 
 
+def load_nonface_crops(
+    val_dir: str | Path = DEFAULT_VAL_DIR, assets_dir: str | Path = DEFAULT_ASSETS_DIR, per_frame: int = 8, seed: int = 0
+) -> np.ndarray:
+    """Background windows of the validation frames, cropped like faces (a detector's false
+    positives): N x 64 x 64 uint8. Windows overlapping a known face box are skipped."""
+    from snapseal.daemon.crop import face_region, region_to_crop
+    from snapseal.daemon.types import Box, Detection
+
+    with np.load(Path(val_dir) / "val_sources.npz") as data:
+        frame_paths = [str(p) for p in data["frame_path"]]
+        frame_index = data["frame_index"]
+        boxes = data["boxes"]
+    rng = np.random.default_rng(seed)
+    crops = []
+    for key in sorted(set(zip(frame_paths, (int(i) for i in frame_index)))):
+        frame = _read_frame(Path(assets_dir) / key[0], key[1])
+        if frame is None:
+            continue
+        faces = boxes[[i for i, k in enumerate(zip(frame_paths, frame_index)) if (k[0], int(k[1])) == key]]
+        sides = faces[:, 2] - faces[:, 0]
+        h, w = frame.shape[:2]
+        found, tries = 0, 0
+        while found < per_frame and tries < 200:
+            tries += 1
+            side = float(rng.choice(sides)) * rng.uniform(0.8, 1.2)
+            x1, y1 = rng.uniform(0, max(1.0, w - side)), rng.uniform(0, max(1.0, h - side))
+            window = np.array([x1, y1, x1 + side, y1 + side])
+            if _overlaps_any(window, faces):
+                continue
+            detection = Detection(Box(*window.tolist()), np.zeros((5, 2), np.float32), 1.0)
+            crops.append(region_to_crop(face_region(frame, detection, "box")))
+            found += 1
+    return np.stack(crops).astype(np.uint8) if crops else np.zeros((0, 64, 64), np.uint8)
+
+
+def _overlaps_any(window: np.ndarray, boxes: np.ndarray) -> bool:
+    # the crop is the window grown by the crop margin: keep well clear of every face
+    grow = 0.5 * (window[2] - window[0])
+    wx1, wy1, wx2, wy2 = window[0] - grow, window[1] - grow, window[2] + grow, window[3] + grow
+    for bx1, by1, bx2, by2 in boxes:
+        if wx1 < bx2 and bx1 < wx2 and wy1 < by2 and by1 < wy2:
+            return True
+    return False
+
+
+def face_vs_nonface(scores_faces: np.ndarray, scores_nonfaces: np.ndarray) -> float:
+    """Fraction of (clean face, background window) pairs where the face scores higher."""
+    if len(scores_faces) == 0 or len(scores_nonfaces) == 0:
+        return float("nan")
+    diff = np.asarray(scores_faces, np.float64)[:, None] - np.asarray(scores_nonfaces, np.float64)[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
 def load_ranking_set(val_dir: str | Path | None = None, seed: int = 0, progress: bool = True) -> ranking.RankingSet:
     regions, identities = load_val_regions(val_dir or DEFAULT_VAL_DIR)
     return ranking.build_ranking_set(regions, identities, seed=seed, progress=progress)

@@ -38,6 +38,7 @@ from snapseal.daemon.errors import SnapsealError
 
 CROP_SIZE = 64
 LEAKY_SLOPE = 0.125  # a power of two: FINN folds LeakyReLU+quantizer into exact thresholds
+ACT_STATS_STEPS = 30  # training steps an activation quantizer observes before learning its scale
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,12 @@ def _quantizers():
     class WeightQuant(Int8WeightPerTensorFixedPoint):
         scaling_per_output_channel = True
 
-    return PixelQuant, WeightQuant, Int8ActPerTensorFixedPoint
+    class ActQuant(Int8ActPerTensorFixedPoint):
+        # Brevitas' default collects range statistics for 300 steps with a non-power-of-two
+        # scale before learning the power-of-two one; that is most of a 10-epoch run here.
+        collect_stats_steps = ACT_STATS_STEPS
+
+    return PixelQuant, WeightQuant, ActQuant
 
 
 class AffineBatchNorm2d(nn.BatchNorm2d):
@@ -349,6 +355,34 @@ def format_size_table(cfg: VAEConfig) -> str:
         f"Z-7020 BRAM: 140 x 36 Kib = 630 KiB"
     )
     return "\n".join(lines)
+
+
+def quantizer_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor | int]]:
+    """Brevitas' range-statistics progress, which its state_dict does not carry (loading a state
+    dict ends statistics collection): saved in checkpoints so --resume continues exactly."""
+    state = {}
+    for name, module in model.named_modules():
+        if hasattr(module, "collect_stats_steps") and isinstance(getattr(module, "counter", None), int):
+            entry: dict[str, torch.Tensor | int] = {"counter": int(module.counter)}
+            if isinstance(getattr(module, "buffer", None), torch.Tensor):
+                entry["buffer"] = module.buffer.detach().clone()
+            state[name] = entry
+    return state
+
+
+def restore_quantizer_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor | int]]) -> None:
+    modules = dict(model.named_modules())
+    for name, entry in state.items():
+        module = modules.get(name)
+        if module is None:
+            continue
+        counter = int(entry["counter"])
+        if counter <= module.collect_stats_steps:  # still collecting: undo what loading did
+            module.counter = counter
+            if "buffer" in entry:
+                module.buffer.data.copy_(entry["buffer"])
+            if isinstance(getattr(module, "value", None), torch.nn.Parameter):
+                module.value.data.fill_(1.0)  # init_scale() multiplies the init value by the buffer
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from snapseal.daemon.errors import SnapsealError
-from snapseal.quantize.model import VAE, VAEConfig
+from snapseal.quantize.model import VAE, VAEConfig, quantizer_state, restore_quantizer_state
 from snapseal.quantize.objectives import OBJECTIVES, TrainStep, get_objective, is_finite
 
 CHECKPOINT_FORMAT = "snapseal-vae-checkpoint"
@@ -147,6 +147,7 @@ class Checkpoint:
     train_seconds: float
     history: list[dict[str, float]]
     hyper: dict[str, Any]
+    quantizer_state: dict[str, Any]
 
 
 def save_checkpoint(path: Path, model: VAE, optimizer, epoch: int, step: int, objective: str, train_seconds: float, history, hyper) -> None:
@@ -155,6 +156,7 @@ def save_checkpoint(path: Path, model: VAE, optimizer, epoch: int, step: int, ob
         "version": CHECKPOINT_VERSION,
         "config": model.cfg.to_dict(),
         "model": model.state_dict(),
+        "quantizer_state": quantizer_state(model),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "epoch": epoch,
         "step": step,
@@ -196,6 +198,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             train_seconds=float(payload.get("train_seconds", 0.0)),
             history=list(payload.get("history", [])),
             hyper=dict(payload.get("hyper", {})),
+            quantizer_state=dict(payload.get("quantizer_state", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SnapsealError(f"{path}: malformed checkpoint ({exc})") from None
@@ -309,6 +312,7 @@ def train(settings: TrainSettings) -> Path:
         if ckpt.config != settings.config:
             raise SnapsealError(f"{last}: checkpoint config {ckpt.config} differs from the requested {settings.config}")
         _load_state(model, ckpt.model_state, last, strict=True)
+        restore_quantizer_state(model, ckpt.quantizer_state)
         if ckpt.optimizer_state is None:
             raise SnapsealError(f"{last}: checkpoint has no optimizer state to resume from")
         try:

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "keys",
     "records",
     "run",
+    "score",
 )
 
 

@@ -13,6 +13,7 @@ quantizer's thresholds become an integer comparison FINN can build (FACTS.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import get_by_name
 
+OUTPUT_NAMES_PROP = "snapseal_output_names"
 TAIL_OPS = ("Mul", "Add", "Transpose", "Reshape", "Flatten")
 
 
@@ -77,7 +79,8 @@ def split_host_tails(model: ModelWrapper) -> tuple[ModelWrapper, list[OutputTail
     """Remove each output's float tail; returns the integer-output model and the tails."""
     graph = model.graph
     tails: list[OutputTail] = []
-    for output in list(graph.output):
+    original_names = json.loads(model.get_metadata_prop(OUTPUT_NAMES_PROP) or "[]")
+    for position, output in enumerate(list(graph.output)):
         ops: list[dict] = []
         removed = []
         tensor = output.name
@@ -106,7 +109,7 @@ def split_host_tails(model: ModelWrapper) -> tuple[ModelWrapper, list[OutputTail
         dtype = model.get_tensor_datatype(tensor)
         tails.append(
             OutputTail(
-                output_name=output.name,
+                output_name=original_names[position] if position < len(original_names) else output.name,
                 integer_name=tensor,
                 integer_shape=list(integer_shape),
                 integer_dtype=dtype.name,
@@ -128,7 +131,11 @@ def split_host_tails(model: ModelWrapper) -> tuple[ModelWrapper, list[OutputTail
 
 
 def annotate_uint8_input(model: ModelWrapper) -> ModelWrapper:
-    """Crops are raw 8-bit pixels: say so, so thresholds on them become integer compares."""
+    """Crops are raw 8-bit pixels: say so, so thresholds on them become integer compares.
+
+    Also records the graph's output names (FINN's tidy-up renames them to global_out_N).
+    """
+    model.set_metadata_prop(OUTPUT_NAMES_PROP, json.dumps([o.name for o in model.graph.output]))
     for graph_input in model.graph.input:
         if model.get_initializer(graph_input.name) is None:
             model.set_tensor_datatype(graph_input.name, DataType["UINT8"])

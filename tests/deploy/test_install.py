@@ -12,6 +12,9 @@ from tests.deploy.conftest import base_args, copy_root, run_install, snapshot
 
 AS_ROOT = os.geteuid() == 0
 
+# Each install is a real venv + pip install + keygen: several seconds apiece.
+pytestmark = pytest.mark.slow
+
 
 def read_passwd_ids(root: Path) -> tuple[int, int]:
     for line in (root / "etc" / "passwd").read_text().splitlines():
@@ -85,9 +88,10 @@ def test_device_key_was_made_on_the_box_by_snapseal_keygen(installed):
     assert not list((root / "var/lib/snapseal").glob(".keygen.*"))  # its staging dir is gone
     from snapseal.daemon import keys
 
-    loaded = keys.load_device_key(key) if hasattr(keys, "load_device_key") else None
-    if loaded is not None:
-        assert loaded is not None
+    # A real Ed25519 pair: the key loads and its public half is the device.pub beside it.
+    signing = keys.load_device_signing(key)
+    public = keys.load_device_public(root / "var/lib/snapseal/device.pub")
+    assert signing.key_id == public.key_id
 
 
 def test_config_is_valid_for_the_daemon(installed, wheel):
@@ -197,6 +201,11 @@ def test_fpga_bundle_installs_bitstream_and_fpga_dropin(fpga_bundle, recipient, 
     assert "@PYNQ_PL_SERVER@" not in dropin
     assert "/pynq/pl_server" in dropin and str(pynq_venv) in dropin
     assert "CapabilityBoundingSet=CAP_SYS_RAWIO" in dropin
+    if AS_ROOT:  # fpga.conf runs the service as root:snapseal; systemd re-owns the state dir to that
+        uid, gid = read_passwd_ids(root)
+        for relative in ("var/lib/snapseal", "var/lib/snapseal/records", "var/lib/snapseal/device.key"):
+            info = (root / relative).stat()
+            assert (info.st_uid, info.st_gid) == (0, gid), relative
 
 
 def test_fpga_bundle_for_another_board_is_refused(fpga_bundle, recipient, wheel, pynq_venv, tmp_path):

@@ -1,0 +1,347 @@
+"""Bit-exact verification chain: every stage from Brevitas to the daemon's emulation must
+produce identical INTEGER outputs on the same crops.
+
+Stages (forward-at-mean graph: mu_z, log_sigma_z, decoder_out):
+
+1. ``brevitas``   the torch model (when given);
+2. ``qonnx``      the bundle's QONNX graph, qonnx's node-by-node executor;
+3. ``finn_streamlined``  FINN's streamlined graph (after our lowerings), float outputs;
+4. ``finn_integer``      the same with the host tails cut off: the integers the FPGA streams;
+5. ``finn_hw_layers``    the folded hardware-layer dataflow graph (specialized nodes mapped
+                         back to their generic op names so they run in Python) + host input
+                         transpose;
+6. ``emulate``    the daemon's emulation backend (``snapseal.daemon.accel.emulate``).
+
+Float outputs are turned into integers by undoing their host tail (divide by the
+power-of-two scale, invert the transpose); a non-integer quotient is itself a failure. Checks
+are exact integer equality (FINN's own verify reports FAIL on zeros: relative error / 0).
+
+``python -m snapseal.hw.verify`` (``make verify-hw``) runs the chain and, with
+``--write-golden``, stores the crops and expected integers in ``tests/golden/`` for
+``snapseal selftest`` on a board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from snapseal.daemon.errors import SnapsealError
+
+GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden"
+INTEGER_TOLERANCE = 1e-3
+OUTPUT_NAMES = ("mu_z", "log_sigma_z", "decoder_out")
+
+
+def float_to_integers(tail: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Undo a host tail (mul/add/transpose/reshape in reverse) -> int64; raises if not integral."""
+    x = np.asarray(values, dtype=np.float64)
+    for op in reversed(tail["ops"]):
+        if op["op"] == "mul":
+            x = x / np.asarray(op["value"], np.float64).reshape(op["shape"])
+        elif op["op"] == "add":
+            x = x - np.asarray(op["value"], np.float64).reshape(op["shape"])
+        elif op["op"] == "transpose":
+            x = np.transpose(x, np.argsort(op["perm"]))
+        elif op["op"] == "reshape":
+            x = x.reshape([x.shape[0], *tail["integer_shape"][1:]])
+    rounded = np.round(x)
+    worst = float(np.max(np.abs(x - rounded))) if x.size else 0.0
+    # Power-of-two scales (the VAE's) give exact quotients; other scales leave float32
+    # rounding far below the 0.5 that would make the integer ambiguous.
+    if worst > INTEGER_TOLERANCE:
+        raise AssertionError(f"{tail['output_name']}: output is not an integer multiple of its scale (off by {worst:g})")
+    return rounded.astype(np.int64)
+
+
+@dataclass
+class StageResult:
+    name: str
+    outputs: dict[str, np.ndarray]  # output name -> int64 N x integer_shape[1:]
+    seconds: float
+
+
+@dataclass
+class ChainReport:
+    crops: int
+    stages: list[StageResult] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and len(self.stages) > 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "crops": self.crops,
+            "stages": [s.name for s in self.stages],
+            "seconds": {s.name: round(s.seconds, 2) for s in self.stages},
+            "identical": self.ok,
+            "mismatches": self.mismatches,
+        }
+
+
+def compare_stages(report: ChainReport) -> None:
+    reference = report.stages[0]
+    for stage in report.stages[1:]:
+        for name, expected in reference.outputs.items():
+            got = stage.outputs.get(name)
+            if got is None or got.shape != expected.shape:
+                report.mismatches.append(f"{stage.name}/{name}: shape {None if got is None else got.shape} != {expected.shape}")
+                continue
+            differing = int(np.count_nonzero(got != expected))
+            if differing:
+                report.mismatches.append(
+                    f"{stage.name}/{name}: {differing} of {expected.size} integers differ from {reference.name} "
+                    f"(max |diff| {int(np.max(np.abs(got - expected)))})"
+                )
+
+
+# --------------------------------------------------------------------------- stage runners
+def _per_crop(run_one: Callable[[np.ndarray], list[np.ndarray]], crops: np.ndarray, progress: bool, label: str) -> list[np.ndarray]:
+    from tqdm import tqdm
+
+    results: list[list[np.ndarray]] = []
+    for crop in tqdm(crops, desc=label, disable=not progress, leave=False):
+        results.append(run_one(crop))
+    return [np.concatenate([r[i] for r in results]) for i in range(len(results[0]))]
+
+
+def generic_hw_model(model):
+    """Specialized FINN nodes (*_hls / *_rtl) -> generic op names, which execute in Python."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for node in model.graph.node:
+        for suffix in ("_hls", "_rtl"):
+            if node.op_type.endswith(suffix):
+                node.op_type = node.op_type[: -len(suffix)]
+                node.domain = "finn.custom_op.fpgadataflow"
+    return model
+
+
+def run_graph_stage(model, crops: np.ndarray, input_layout: str, progress: bool, label: str,
+                    output_names: list[str] | None = None) -> list[np.ndarray]:
+    """execute_onnx per crop (FINN graphs have batch 1); returns the named (default: all) outputs."""
+    from finn.core.onnx_exec import execute_onnx
+
+    input_name = model.graph.input[0].name
+    output_names = output_names or [o.name for o in model.graph.output]
+
+    def one(crop: np.ndarray) -> list[np.ndarray]:
+        x = crop.astype(np.float32)[None, None] if input_layout == "NCHW" else crop.astype(np.float32)[None, :, :, None]
+        out = execute_onnx(model, {input_name: x})
+        return [np.asarray(out[name]) for name in output_names]
+
+    return _per_crop(one, crops, progress, label)
+
+
+def as_integer_outputs(tails: list[dict], values: list[np.ndarray], already_integer: bool) -> dict[str, np.ndarray]:
+    out = {}
+    for tail, value in zip(tails, values):
+        if already_integer:
+            rounded = np.round(value)
+            if not np.array_equal(rounded, value):
+                raise AssertionError(f"{tail['output_name']}: hardware output is not integral")
+            out[tail["output_name"]] = rounded.astype(np.int64).reshape(len(value), *tail["integer_shape"][1:])
+        else:
+            out[tail["output_name"]] = float_to_integers(tail, value)
+    return out
+
+
+def verify_chain(
+    qonnx_path: Path,
+    flow_dir: Path,
+    crops: np.ndarray,
+    *,
+    torch_model=None,
+    bundle_dir: Path | None = None,
+    progress: bool = True,
+) -> ChainReport:
+    """Run every stage on ``crops`` (N x 64 x 64 uint8). ``flow_dir`` holds an estimate run of
+    ``hw.flow`` on ``qonnx_path`` (intermediate models + host_tails.json)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    tails = json.loads((flow_dir / "host_tails.json").read_text())
+    report = ChainReport(crops=len(crops))
+    saved = sorted((flow_dir / "intermediate_models").glob("*.onnx"))
+
+    def saved_model(step: str):
+        match = [p for p in saved if p.stem.endswith(step)]
+        if not match:
+            raise SnapsealError(f"{flow_dir}: no saved model for {step}; run the estimate flow first")
+        return ModelWrapper(str(match[-1]))
+
+    def add(name: str, fn: Callable[[], dict[str, np.ndarray]]) -> None:
+        started = time.perf_counter()
+        outputs = fn()
+        report.stages.append(StageResult(name, outputs, time.perf_counter() - started))
+
+    if torch_model is not None:
+        def brevitas() -> dict[str, np.ndarray]:
+            import torch
+
+            with torch.no_grad():
+                outs = torch_model(torch.from_numpy(crops.astype(np.float32)[:, None]))
+            return as_integer_outputs(tails, [o.detach().numpy() for o in outs], False)
+
+        add("brevitas", brevitas)
+
+    def qonnx_stage() -> dict[str, np.ndarray]:
+        from snapseal.daemon.accel.emulate import QonnxRunner
+
+        runner = QonnxRunner(Path(qonnx_path), batch=len(crops))
+        out = runner(crops.astype(np.float32)[:, None])
+        return as_integer_outputs(tails, [out[name] for name in runner.output_names], False)
+
+    add("qonnx", qonnx_stage)
+
+    streamlined = saved_model("step_streamline_vae")
+    add("finn_streamlined", lambda: as_integer_outputs(
+        tails, run_graph_stage(streamlined, crops, "NCHW", progress, "finn streamlined"), False))
+    integer_model = saved_model("step_split_host_tails")
+    add("finn_integer", lambda: as_integer_outputs(
+        tails, run_graph_stage(integer_model, crops, "NCHW", progress, "finn integer"), True))
+    hw_model = generic_hw_model(saved_model("step_generate_estimate_reports"))
+    add("finn_hw_layers", lambda: as_integer_outputs(
+        tails, run_graph_stage(hw_model, crops, "NHWC", progress, "finn hw layers",
+                               [t["stream_name"] for t in tails]), True))
+
+    if bundle_dir is not None:
+        def emulate() -> dict[str, np.ndarray]:
+            from snapseal.daemon.accel.emulate import EmulateAccelerator
+            from snapseal.daemon.bundle import load_bundle
+
+            raw = EmulateAccelerator(load_bundle(bundle_dir)).run_forward_at_mean_raw(crops)
+            return as_integer_outputs(tails, [raw[t["output_name"]] for t in tails], False)
+
+        add("emulate", emulate)
+
+    compare_stages(report)
+    return report
+
+
+# --------------------------------------------------------------------------- golden vectors
+def write_golden(out_dir: Path, crops: np.ndarray, outputs: dict[str, np.ndarray], tails: list[dict], model_id: str) -> Path:
+    """crops.npy (N x 64 x 64 uint8) + expected_<output>.npy (smallest int dtype) + golden.json."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / "crops.npy", crops.astype(np.uint8))
+    files = {}
+    for name, values in outputs.items():
+        dtype = np.int8 if values.min() >= -128 and values.max() <= 127 else np.int16 if values.min() >= -32768 and values.max() <= 32767 else np.int32
+        np.save(out_dir / f"expected_{name}.npy", values.astype(dtype))
+        files[name] = f"expected_{name}.npy"
+    meta = {"model_id": model_id, "crops": int(len(crops)), "expected": files, "output_tails": tails}
+    (out_dir / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return out_dir
+
+
+def golden_crops(count: int, seed: int = 0, real_faces: Path | None = None) -> np.ndarray:
+    """Real crops when a crops file is given (first ``count``), padded with deterministic
+    structured patterns (gradients, noise, flat, extremes 0/255) so every code path is hit."""
+    rng = np.random.default_rng(seed)
+    crops: list[np.ndarray] = []
+    if real_faces is not None and real_faces.is_file():
+        data = np.load(real_faces)
+        arr = data[data.files[0]] if hasattr(data, "files") else data
+        crops.extend(np.asarray(arr[: count // 2], dtype=np.uint8).reshape(-1, 64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    patterns = [np.zeros((64, 64)), np.full((64, 64), 255), (xx * 4) % 256, (yy * 4) % 256]
+    crops.extend(np.asarray(p, np.uint8) for p in patterns)
+    while len(crops) < count:
+        kind = len(crops) % 3
+        if kind == 0:
+            crop = rng.integers(0, 256, (64, 64))
+        elif kind == 1:
+            crop = np.clip(128 + 60 * np.sin(xx / rng.uniform(2, 9)) * np.cos(yy / rng.uniform(2, 9)) + rng.normal(0, 10, (64, 64)), 0, 255)
+        else:
+            crop = np.clip(rng.uniform(40, 200) + (xx - 32) * rng.uniform(-3, 3) + (yy - 32) * rng.uniform(-3, 3), 0, 255)
+        crops.append(np.asarray(crop, np.uint8))
+    return np.stack(crops[:count]).astype(np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snapseal.hw.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the committed default bundle)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="torch state dict of the bundle's model (adds the Brevitas stage)")
+    parser.add_argument("--board", default="pynq-z2")
+    parser.add_argument("--out", type=Path, default=Path("build/hw/verify"))
+    parser.add_argument("--crops", type=int, default=100)
+    parser.add_argument("--faces", type=Path, default=None, help="optional .npy/.npz of real 64x64 crops")
+    parser.add_argument("--write-golden", type=Path, default=None, help="write golden vectors to this directory")
+    args = parser.parse_args(argv)
+
+    from snapseal.daemon.bundle import DEFAULT_BUNDLE_DIR, load_bundle
+    from snapseal.hw.boards import get_board
+    from snapseal.hw.flow import estimate
+
+    try:
+        bundle_dir = args.bundle or DEFAULT_BUNDLE_DIR
+        bundle = load_bundle(bundle_dir)
+        qonnx_path = bundle.graphs["forward_at_mean"]
+        flow_dir = args.out / "flow"
+        estimate(qonnx_path, get_board(args.board), flow_dir, progress=lambda m: print(m, file=sys.stderr))
+        torch_model = None
+        checkpoint = args.checkpoint or bundle_checkpoint(bundle)
+        if checkpoint is not None:
+            print(f"Brevitas stage from {checkpoint}", file=sys.stderr)
+            torch_model = load_torch_model(checkpoint, bundle)
+        else:
+            print("no checkpoint for the bundle: the Brevitas stage is skipped", file=sys.stderr)
+        crops = golden_crops(args.crops, real_faces=args.faces)
+        report = verify_chain(qonnx_path, flow_dir, crops, torch_model=torch_model, bundle_dir=bundle_dir)
+    except SnapsealError as error:
+        print(f"snapseal: error: {error}", file=sys.stderr)
+        return 2
+    summary = report.summary()
+    (args.out / "verify.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    if report.ok and args.write_golden is not None:
+        tails = json.loads((flow_dir / "host_tails.json").read_text())
+        write_golden(args.write_golden, crops, report.stages[-1].outputs, tails, bundle.model_id)
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        from snapseal.hw.driver_settings import predict_driver_settings
+
+        folded = sorted((flow_dir / "intermediate_models").glob("*step_generate_estimate_reports.onnx"))[-1]
+        settings = predict_driver_settings(ModelWrapper(str(folded)), tails, max_batch=8)
+        (args.write_golden / "driver_settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+        print(f"golden vectors written to {args.write_golden}")
+    return 0 if report.ok else 1
+
+
+def bundle_checkpoint(bundle) -> Path | None:
+    """The training checkpoint the bundle's manifest names, if it is on this machine."""
+    training = bundle.manifest.get("training") or {}
+    out, name = (training.get("args") or {}).get("out") or training.get("out"), training.get("checkpoint")
+    if out and name and (Path(out) / name).is_file():
+        return Path(out) / name
+    return None
+
+
+def load_torch_model(checkpoint: Path, bundle):
+    """The bundle's model in Brevitas from a checkpoint (state dict, or {'model': state, 'config': ...})."""
+    import torch
+
+    from snapseal.quantize.model import VAE, ForwardAtMean, VAEConfig
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = None
+    if isinstance(state, dict) and "model" in state:
+        config = state.get("config")
+        state = state["model"]
+    cfg = VAEConfig.from_dict(config) if isinstance(config, dict) else VAEConfig.from_dict(bundle.manifest.get("model_config", {})) if bundle.manifest.get("model_config") else VAEConfig()
+    vae = VAE(cfg)
+    vae.load_state_dict(state)
+    return ForwardAtMean(vae.eval()).eval()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

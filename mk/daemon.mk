@@ -1,0 +1,15 @@
+# The camera daemon's pipeline: the demo, its benchmark and the tracker measurement.
+.PHONY: demo bench-daemon track-eval
+
+# `make demo` on a fresh machine: environment, the face assets (mk/data.mk), then the demo
+# composes its walk-by video, runs the daemon in emulation mode and draws build/demo/tracks/.
+demo: $(WORK)/.ready build/assets/.ready
+	$(WORK)/bin/python -m snapseal.daemon.demo --out build/demo
+
+# End-to-end fps beside detector-only fps, time per stage, peak RSS (640x480).
+bench-daemon: $(WORK)/.ready build/assets/.ready
+	$(WORK)/bin/python -m snapseal.daemon.bench
+
+# The tracker measurement behind the default tracker (simulated + real detector).
+track-eval: $(WORK)/.ready build/assets/.ready
+	$(WORK)/bin/python -m snapseal.daemon.demo.track_eval --video

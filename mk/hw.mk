@@ -1,0 +1,32 @@
+# Hardware (hw/, hardware engineer): FINN estimates, bitstreams, bit-exact verification.
+#   make estimate BOARD=pynq-z2|ultra96-v2   no Vivado: build/hw/<board>/estimate.json + .md
+#   make bitstream BOARD=...                  needs XILINX_VIVADO + vitis_hls/vivado on PATH;
+#                                             writes build/hw/<board>/bundle (a copy + .bit/.hwh)
+#   make verify-hw                            Brevitas -> QONNX -> FINN -> hw layers -> emulate
+#   make golden                               re-write tests/golden/ from the default bundle
+HW_BOARD   ?= pynq-z2
+HW_BUNDLE  ?=
+HW_OUT     ?= build/hw
+HW_PY      := $(WORK)/bin/python
+HW_MODEL   ?=
+HW_BUNDLE_ARG := $(if $(HW_BUNDLE),--bundle $(HW_BUNDLE))
+HW_MODEL_ARG := $(if $(HW_MODEL),--model $(HW_MODEL))
+# BOARD is the Makefile's board venv path; a board NAME on the command line overrides it.
+HW_BOARD_NAME = $(if $(filter pynq-z2 ultra96-v2,$(BOARD)),$(BOARD),$(if $(filter command line,$(origin BOARD)),$(BOARD),$(HW_BOARD)))
+
+.PHONY: estimate bitstream verify-hw golden test-hw
+
+estimate: $(WORK)/.ready
+	$(HW_PY) -m snapseal.hw.cli estimate --board $(HW_BOARD_NAME) $(HW_BUNDLE_ARG) $(HW_MODEL_ARG) --out $(HW_OUT)
+
+bitstream: $(WORK)/.ready
+	$(HW_PY) -m snapseal.hw.cli bitstream --board $(HW_BOARD_NAME) $(HW_BUNDLE_ARG) --out $(HW_OUT)
+
+verify-hw: $(WORK)/.ready
+	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) --out $(HW_OUT)/verify
+
+golden: $(WORK)/.ready
+	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) --out $(HW_OUT)/verify --write-golden tests/golden
+
+test-hw: $(WORK)/.ready
+	$(HW_PY) -m pytest -q tests/hw tests/daemon/test_fpga_backend.py

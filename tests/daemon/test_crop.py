@@ -1,0 +1,126 @@
+"""64x64 crops from detections: both variants, degenerate and out-of-frame boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from snapseal.daemon.crop import (
+    ALIGNED_EYE_CENTRE,
+    CROP_VARIANTS,
+    REGION_SIZE,
+    crop_face,
+    face_region,
+    landmarks_in_crop,
+    make_face_crop,
+    region_to_crop,
+)
+from snapseal.daemon.detect import make_detector
+from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.types import CROP_SIZE, Box, Detection, Frame
+
+ASSETS = Path(__file__).resolve().parents[2] / "build" / "assets"
+
+
+@pytest.fixture(scope="module")
+def group_photo() -> tuple[np.ndarray, list[Detection]]:
+    path = ASSETS / "insightface" / "t1.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} missing: run `make data`")
+    image = cv2.imread(str(path))
+    return image, make_detector().detect(image)
+
+
+def _detection(x1, y1, x2, y2, landmarks=None) -> Detection:
+    if landmarks is None:
+        w, h = x2 - x1, y2 - y1
+        landmarks = np.array([[x1 + 0.3 * w, y1 + 0.4 * h], [x1 + 0.7 * w, y1 + 0.4 * h], [x1 + 0.5 * w, y1 + 0.6 * h],
+                              [x1 + 0.35 * w, y1 + 0.8 * h], [x1 + 0.65 * w, y1 + 0.8 * h]])
+    return Detection(Box(x1, y1, x2, y2), np.asarray(landmarks, dtype=np.float32), 0.99)
+
+
+@pytest.mark.parametrize("variant", CROP_VARIANTS)
+def test_real_faces_give_64px_gray_crops(group_photo, variant):
+    image, detections = group_photo
+    for detection in detections:
+        crop = crop_face(image, detection, variant)
+        assert crop.shape == (CROP_SIZE, CROP_SIZE) and crop.dtype == np.uint8
+        assert crop.std() > 10  # a face, not a flat patch
+
+
+def test_aligned_variant_levels_the_eyes(group_photo):
+    image, detections = group_photo
+    for detection in detections:
+        eyes = landmarks_in_crop(detection, "aligned")[:2]
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 1e-6
+        assert np.allclose(eyes.mean(axis=0), np.array(ALIGNED_EYE_CENTRE) * CROP_SIZE)
+
+
+def test_box_variant_keeps_the_box_centre_in_the_middle():
+    detection = _detection(100, 50, 180, 150)
+    inside = landmarks_in_crop(detection, "box")
+    assert np.all((inside >= 0) & (inside <= CROP_SIZE))
+
+
+def test_crop_is_the_downsampled_region(group_photo):
+    image, detections = group_photo
+    region = face_region(image, detections[0])
+    assert region.shape == (REGION_SIZE, REGION_SIZE)
+    assert np.array_equal(region_to_crop(region), crop_face(image, detections[0]))
+
+
+def test_crop_reads_the_right_pixels():
+    image = np.zeros((200, 200, 3), dtype=np.uint8)
+    image[40:120, 40:120] = 255  # a white square exactly the detection box
+    crop = crop_face(image, _detection(40, 40, 120, 120), "box")
+    # margin 0.2: the box fills the central 1/1.2 of the crop, dark around it
+    assert crop[32, 32] == 255 and crop[1, 1] == 0 and crop[62, 32] == 0
+
+
+@pytest.mark.parametrize("variant", CROP_VARIANTS)
+@pytest.mark.parametrize(
+    "box",
+    [(-30, -30, 50, 50), (150, 150, 260, 260), (500, 500, 600, 600), (80, 80, 80, 80), (90, 90, 70, 60),
+     (-1e6, -1e6, 1e6, 1e6)],
+    ids=["top-left-out", "bottom-right-out", "outside", "empty", "negative", "huge"],
+)
+def test_degenerate_or_outside_boxes_never_crash(variant, box):
+    image = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    crop = crop_face(image, _detection(*box), variant)
+    assert crop.shape == (CROP_SIZE, CROP_SIZE) and crop.dtype == np.uint8
+
+
+def test_outside_the_frame_repeats_the_border():
+    image = np.zeros((100, 100, 3), dtype=np.uint8)
+    image[:, -1] = 200  # the right-most column
+    crop = crop_face(image, _detection(80, 20, 140, 80), "box")
+    assert crop[32, -1] == 200  # beyond the right edge: replicated column
+
+
+def test_non_finite_box_is_an_error():
+    with pytest.raises(SnapsealError, match="non-finite"):
+        crop_face(np.zeros((50, 50, 3), np.uint8), _detection(float("nan"), 0, 10, 10))
+
+
+def test_bad_landmarks_fall_back_to_the_box_crop():
+    image = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    swapped = _detection(50, 50, 150, 150, landmarks=np.array([[120, 90], [80, 90], [100, 110], [80, 130], [120, 130]]))
+    assert np.array_equal(crop_face(image, swapped, "aligned"), crop_face(image, swapped, "box"))
+
+
+def test_unknown_variant_and_bad_frames():
+    with pytest.raises(SnapsealError, match="variant"):
+        crop_face(np.zeros((50, 50, 3), np.uint8), _detection(0, 0, 10, 10), "fancy")
+    with pytest.raises(SnapsealError, match="uint8"):
+        crop_face(np.zeros((50, 50, 3), np.float32), _detection(0, 0, 10, 10))
+
+
+def test_make_face_crop_carries_frame_data():
+    image = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    detection = _detection(20, 20, 80, 90)
+    face = make_face_crop(Frame(image, 12.5, 7), detection)
+    assert face.pixels.shape == (CROP_SIZE, CROP_SIZE) and face.frame_index == 7 and face.timestamp == 12.5
+    assert face.detection is detection

@@ -1,0 +1,149 @@
+"""The whole pipeline on generated walk-by videos: one record per person, nothing in the clear."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snapseal.daemon.capture import open_source
+from snapseal.daemon.config import load_config
+from snapseal.daemon.demo.walkby import TruthDetector, plan_walkby, synthetic_face_patch, write_video
+from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
+from snapseal.daemon.seal import open_record
+from snapseal.daemon.service import build_pipeline, configure_logging
+from snapseal.daemon.store import list_headers
+
+N_PEOPLE = 3
+
+
+class SharpnessScorer:
+    """Test double: gradient energy (prefers sharp, bright, unsqueezed faces)."""
+
+    name = "sharpness"
+    model_id = "test-sharpness"
+
+    def score_batch(self, crops: np.ndarray) -> np.ndarray:
+        crops = crops.astype(np.float64)
+        return np.abs(np.diff(crops, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(crops, axis=2)).mean(axis=(1, 2))
+
+
+@pytest.fixture(scope="module")
+def walkby(tmp_path_factory):
+    plan = plan_walkby(320, 240, n_people=N_PEOPLE, frames_per_person=60, seed=3)
+    patches = [synthetic_face_patch(seed=i) for i in range(N_PEOPLE)]
+    path = write_video(plan, patches, tmp_path_factory.mktemp("video") / "walkby.avi")
+    return plan, path
+
+
+@pytest.fixture
+def keys(tmp_path):
+    pub, key = save_investigator_keys(InvestigatorKeyPair.generate(), tmp_path / "keys")
+    return pub, key
+
+
+def run_pipeline(walkby, keys, tmp_path, **overrides):
+    plan, video = walkby
+    config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),
+                                "keys.recipient": str(keys[0]), **overrides})
+    scored: list = []
+    built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=SharpnessScorer(),
+                           on_scored=lambda track_id, s: scored.append((track_id, s)))
+    summary = built.pipeline.run()
+    return plan, summary, scored
+
+
+def open_all(store: Path, key_path: Path):
+    key = load_investigator_private(key_path)
+    return [open_record(h.path.read_bytes(), key) for h in list_headers(store)]
+
+
+def test_every_person_yields_exactly_one_record(walkby, keys, tmp_path):
+    plan, summary, scored = run_pipeline(walkby, keys, tmp_path)
+    assert summary.frames == plan.n_frames
+    assert len(summary.sealed_tracks()) == N_PEOPLE == summary.records_written
+    records = open_all(tmp_path / "store", keys[1])
+    assert len(records) == N_PEOPLE
+    # Each record's crop is the best-scoring crop of its track, and its box lies on one person.
+    truth = {(t.frame_index, t.person_id): t.box for t in plan.truth}
+    people = set()
+    for record in records:
+        track_scores = [s.score for track_id, s in scored if track_id == record.meta.track_id]
+        assert record.meta.score == pytest.approx(max(track_scores))
+        assert record.meta.model_id == "test-sharpness" and len(record.images) == 1
+        best = next(s for track_id, s in scored if track_id == record.meta.track_id and s.score == max(track_scores))
+        np.testing.assert_array_equal(record.crop, best.crop.pixels)
+        frame = best.crop.frame_index
+        owners = [p for (f, p), box in truth.items() if f == frame and box.as_list() == list(record.meta.box)]
+        assert len(owners) == 1
+        people.add(owners[0])
+    assert people == set(range(N_PEOPLE))
+    # Timings were measured for every stage.
+    assert set(summary.stage_ms_per_frame) >= {"capture", "detect", "track", "crop", "score", "seal"}
+
+
+def test_top_k_seals_k_crops_in_each_persons_record(walkby, keys, tmp_path):
+    _, summary, _ = run_pipeline(walkby, keys, tmp_path, **{"quality.top_k": 3, "quality.clip_frames": 2})
+    records = open_all(tmp_path / "store", keys[1])
+    assert len(records) == N_PEOPLE
+    for record in records:
+        roles = [image.role for image in record.images]
+        assert roles[:3] == ["best", "extra", "extra"] and roles.count("clip") == 5
+        scores = [image.score for image in record.images[:3]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_no_plaintext_image_bytes_under_store_temp_or_logs(walkby, keys, tmp_path, monkeypatch):
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp_dir))
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "w") as log_stream:
+        configure_logging("json", stream=log_stream, level=logging.DEBUG)
+        try:
+            _, summary, scored = run_pipeline(walkby, keys, tmp_path)
+        finally:
+            configure_logging("json", stream=io.StringIO())
+    assert summary.records_written == N_PEOPLE and log_path.stat().st_size > 0
+    crops = [s.crop.pixels for _, s in scored]
+    needles = [b"\x89PNG", b"\xff\xd8\xff"]  # PNG and JPEG magic
+    # Any 32-pixel run of any crop, at a few places, as it would be stored raw.
+    for pixels in crops[:: max(len(crops) // 40, 1)]:
+        for row in (8, 32, 56):
+            needles.append(pixels[row, 16:48].tobytes())
+    files = [p for root in (tmp_path / "store", temp_dir, log_path) for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()]
+    assert any(p.suffix == ".snap" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"plaintext image bytes in {path}"
+
+
+@pytest.mark.slow
+def test_real_detector_on_real_faces_gives_one_record_per_person(keys, tmp_path):
+    """MTCNN on a walk-by composed from the asset photos (needs `make data-assets`)."""
+    from snapseal.daemon.demo.assets import load_face_patches
+    from snapseal.daemon.detect import make_detector
+
+    detector = make_detector(min_face_px=24, confidence=0.9)
+    patches = load_face_patches(detector)
+    plan = plan_walkby(320, 240, n_people=3, frames_per_person=60, n_patches=len(patches), seed=5)
+    video = write_video(plan, patches, tmp_path / "real.avi")
+    config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),
+                                "keys.recipient": str(keys[0]), "detector.min_face_px": 24})
+    built = build_pipeline(config, ephemeral_device_key=True, detector=detector, scorer=SharpnessScorer())
+    summary = built.pipeline.run()
+    assert summary.records_written == 3, summary.tracks
+    assert len(open_all(tmp_path / "store", keys[1])) == 3
+
+
+def test_a_source_given_as_object_is_used(walkby, keys, tmp_path):
+    plan, video = walkby
+    source = open_source(str(video))
+    config = load_config(None, {"store.dir": str(tmp_path / "store"), "keys.recipient": str(keys[0])})
+    built = build_pipeline(config, ephemeral_device_key=True, source=source, detector=TruthDetector(plan),
+                           scorer=SharpnessScorer())
+    assert built.pipeline.run().records_written == N_PEOPLE
