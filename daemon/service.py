@@ -229,9 +229,7 @@ def load_device_key(config: Config, ephemeral: bool) -> Any:
     if config.keys.device_key is not None:
         return load_device_signing(config.keys.device_key)
     if ephemeral:
-        key = DeviceKeyPair.generate()
-        log.warning("using an ephemeral device key %s: records cannot be tied to a known camera", key.key_id)
-        return key
+        return DeviceKeyPair.generate()  # build_pipeline warns once everything else is in place
     raise SnapsealError("missing [keys] device_key: pass --device-key FILE (make one with "
                         "`snapseal keygen --device --out DIR`) or --ephemeral-device-key for a test run")
 
@@ -287,6 +285,8 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     pipeline = Pipeline(source, detector, tracker, cropper, chooser,
                         SealingSink(sealer, store, model_id=scorer.model_id),
                         purge_interval_s=config.store.purge_interval_min * 60.0, on_choice=on_choice)
+    if config.keys.device_key is None:
+        log.warning("using an ephemeral device key %s: records cannot be tied to a known camera", device_key.key_id)
     describe = (f"camera {config.camera.camera_id} source {source.spec.describe()} detector {detector.name} "
                 f"tracker {tracker.name} scorer {scorer.name} ({scorer.model_id}) backend {config.quality.backend} "
                 f"store {store_dir} recipient {recipient.key_id} device {device_key.key_id}")

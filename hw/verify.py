@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
 def bundle_checkpoint(bundle) -> Path | None:
     """The training checkpoint the bundle's manifest names, if it is on this machine."""
     training = bundle.manifest.get("training") or {}
-    out, name = (training.get("args") or {}).get("out") or training.get("out"), training.get("checkpoint")
+    recorded = training.get("hyper") or training.get("args") or {}
+    out, name = recorded.get("out") or training.get("out"), training.get("checkpoint")
     if out and name and (Path(out) / name).is_file():
         return Path(out) / name
     return None

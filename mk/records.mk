@@ -8,6 +8,6 @@ RECORDS_TESTS := tests/daemon/test_seal*.py tests/daemon/test_store*.py tests/da
 bench-records: $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.daemon.store bench --count 1000 --dir build/bench-records
 
-test-records: $(WORK)/.ready $(BOARD)/.ready
+test-records: $(WORK)/.ready $(BOARD_VENV)/.ready
 	$(WORK)/bin/python -m pytest -q $(RECORDS_TESTS)
-	$(BOARD)/bin/python -m pytest -q -m "not build" $(RECORDS_TESTS)
+	$(BOARD_VENV)/bin/python -m pytest -q -m "not build" $(RECORDS_TESTS)

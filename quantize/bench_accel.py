@@ -3,7 +3,8 @@
     python -m snapseal.quantize.bench_accel --bundle bundles/default \
         --crops build/data/bootstrap/val.npz [--float-checkpoint build/train/float/last.pt]
 
-Prints one JSON object: crops/s of the emulate and cpu backends (forward at mean, and the
+The crops are the held-out set plus the degradation suite's copies of each (a range of
+quality to rank). Prints one JSON object: crops/s of the emulate and cpu backends (forward at mean, and the
 paper's L=10 log RP), Spearman rho of cpu vs emulate log RP, of the single pass at mu vs the
 L=10 reference, and (with a float checkpoint) of the quantized bundle vs the float twin.
 Speeds are measured, never asserted.
@@ -69,16 +70,33 @@ def measure(bundle_dir: Path | None, crops: np.ndarray, float_checkpoint: Path |
     return result
 
 
+def heldout_crops(spec: str, with_degraded: bool = True) -> np.ndarray:
+    """Held-out crops plus, when the degradation suite is there, every degraded copy of each
+    (8 kinds x 3 levels): a quality range to rank, not just clean faces."""
+    from snapseal.quantize.train import load_crops
+
+    crops = load_crops(spec)
+    if not with_degraded:
+        return crops
+    try:
+        from snapseal.quantize.degrade import degrade_all, region_from_crop
+    except ImportError:
+        return crops
+    extra = [img for crop in crops for img in degrade_all(region_from_crop(crop)).values()]
+    return np.concatenate([crops, np.stack(extra).astype(np.uint8)])
+
+
 def main(argv: list[str] | None = None) -> int:
-    from snapseal.quantize.train import load_crops, synthetic_crops
+    from snapseal.quantize.train import synthetic_crops
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", default=None, help="bundle directory (default: the committed one)")
     p.add_argument("--crops", help="crops (.npz/.npy); default 200 synthetic ones")
     p.add_argument("--float-checkpoint")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clean-only", action="store_true", help="do not add degraded copies of the crops")
     args = p.parse_args(argv)
-    crops = load_crops(args.crops) if args.crops else synthetic_crops(200)
+    crops = heldout_crops(args.crops, not args.clean_only) if args.crops else synthetic_crops(200)
     result = measure(Path(args.bundle) if args.bundle else None, crops, Path(args.float_checkpoint) if args.float_checkpoint else None, args.threads)
     print(json.dumps(result, indent=2))
     return 0

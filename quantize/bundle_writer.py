@@ -160,10 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snapseal-bundle: error: {exc}")
         return 2
     if args.val:
-        from snapseal.quantize.bench_accel import measure
-        from snapseal.quantize.train import load_crops
+        from snapseal.quantize.bench_accel import heldout_crops, measure
 
-        measured = measure(bundle.path, load_crops(args.val), Path(args.float_checkpoint) if args.float_checkpoint else None)
+        measured = measure(bundle.path, heldout_crops(args.val), Path(args.float_checkpoint) if args.float_checkpoint else None)
         measured.pop("bundle", None)
         if args.float_checkpoint:
             float_ckpt = load_checkpoint(args.float_checkpoint)

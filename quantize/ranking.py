@@ -90,7 +90,10 @@ def identity_split(identities: tuple[str, ...] | list[str], folds: int = 2, seed
     return [np.array([i for i, ident in enumerate(identities) if ident in set(g)], np.int64) for g in groups]
 
 
-def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = dg.DEGRADATIONS + ("all", "min")) -> str:
+COLUMNS = dg.DEGRADATIONS + ("all", "min")
+
+
+def format_table(rows: dict[str, dict[str, float]], columns: tuple[str, ...] = COLUMNS) -> str:
     """Markdown table: one row per score, one column per degradation."""
     head = "| score | " + " | ".join(columns) + " |"
     rule = "|---|" + "---:|" * len(columns)

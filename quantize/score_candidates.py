@@ -85,6 +85,36 @@ class TorchAccelerator:
         (out,) = self._chunks(z, run)
         return likelihood.pixel_dist_from_output(out, self.floor)
 
+    def likelihood_regret(self, crops: np.ndarray, steps: int = 30, lr: float = 0.05) -> np.ndarray:
+        """Likelihood regret (Xiao et al. 2020), latent variant: how much the deterministic ELBO
+        log p(x | z = mu) - KL(q || p) improves when q's (mu, log sigma) are optimised for x
+        alone, starting from the encoder's. Needs decoder gradients: NOT computable on the
+        accelerator; measured as a research candidate only. N float64 (nats, >= 0)."""
+        torch = self.torch
+        from snapseal.quantize.objectives import gaussian_log_likelihood, kl_to_standard_normal
+
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        pixels = torch.from_numpy(crops.astype(np.float32))[:, None]
+        with torch.no_grad():
+            mu0, ls0 = self.model.encoder(pixels)
+
+        def elbo(mu, ls):
+            return gaussian_log_likelihood(pixels, self.model.decoder(mu)) - kl_to_standard_normal(mu, ls)
+
+        with torch.no_grad():
+            start = elbo(mu0, ls0)
+        mu, ls = mu0.clone().requires_grad_(True), ls0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([mu, ls], lr=lr)
+        best = start.clone()
+        for _ in range(steps):
+            opt.zero_grad()
+            value = elbo(mu, ls)
+            (-value.sum()).backward()
+            opt.step()
+            best = torch.maximum(best, value.detach())
+        return (best - start).double().numpy()
+
 
 # ---------------------------------------------------------------------------------------------
 # Features: one array per measurement, over all crops of a RankingSet
@@ -117,6 +147,8 @@ def compute_features(accel, crops: np.ndarray, epsilon: np.ndarray | None, progr
             part[f"ll_floor{floor}"] = likelihood.gaussian_log_likelihood(x, floored)
         hp_x, hp_r = ft.residual_highpass_energy(x, dist.mu)
         part["hp_x"], part["hp_recon"] = hp_x, hp_r
+        if hasattr(accel, "likelihood_regret"):
+            part["regret"] = accel.likelihood_regret(x)
         if epsilon is not None:
             part["log_rp"] = likelihood.log_rp(x, accel.encode(x), accel.decode, epsilon)
         for k, v in part.items():
@@ -137,14 +169,28 @@ def _bits(nats: np.ndarray) -> np.ndarray:
 
 
 def _noise_penalty(f, p):
-    """Bits a compressor spends on noise above the noise floor sigma0 (grey levels)."""
-    return N_PIX * np.log2(np.maximum(f["noise"], p["sigma0"]) / p["sigma0"])
+    """Bits spent on noise above the noise floor sigma0 (grey levels), weighted by w_noise."""
+    return p.get("w_noise", 1.0) * N_PIX * np.log2(np.maximum(f["noise"], p["sigma0"]) / p["sigma0"])
 
 
 def _dark_penalty(f, p):
-    """Bits-per-pixel penalty for a mean grey level below `dark0` (0 when well lit)."""
+    """Bits for a mean grey level below `dark0` (0 when well lit)."""
     return N_PIX * np.maximum(0.0, np.log2(p["dark0"] / np.maximum(f["mean_level"], 1.0)))
 
+
+def _contrast_penalty(f, p):
+    """Bits for a grey-level std below `contrast0` (0 with enough contrast)."""
+    return N_PIX * np.maximum(0.0, np.log2(p["contrast0"] / np.maximum(f["contrast"], 1.0)))
+
+
+def _complexity(f, ll="ll_mean"):
+    return _bits(f[ll]) + f["png_bits"]
+
+
+SIGMA0 = (2.0, 3.0, 4.0, 5.0, 6.0)
+W_NOISE = (1.0, 1.5, 2.0)
+DARK0 = (60.0, 80.0, 100.0, 120.0)
+CONTRAST0 = (20.0, 30.0, 40.0, 50.0)
 
 CANDIDATES: dict[str, Candidate] = {
     "paper log RP (L=10)": ("log RP", {}, lambda f, p: f["log_rp"]),
@@ -155,26 +201,38 @@ CANDIDATES: dict[str, Candidate] = {
     "laplace": ("Laplace log-lik at mu_z", {}, lambda f, p: f["ll_laplace"]),
     "sigma floor 4": ("log-lik, sigma_x >= 4/255", {}, lambda f, p: f["ll_floor4"]),
     "sigma floor 8": ("log-lik, sigma_x >= 8/255", {}, lambda f, p: f["ll_floor8"]),
-    "complexity (S)": ("bits(log p) + PNG bits", {}, lambda f, p: _bits(f["ll_mean"]) + f["png_bits"]),
-    "complexity rp": ("bits(log RP) + PNG bits", {}, lambda f, p: _bits(f["log_rp"]) + f["png_bits"]),
-    "complexity laplace": ("bits(laplace) + PNG bits", {}, lambda f, p: _bits(f["ll_laplace"]) + f["png_bits"]),
-    "complexity - KL": ("bits(log p - KL) + PNG bits", {}, lambda f, p: _bits(f["ll_mean"] - f["kl"]) + f["png_bits"]),
+    "-likelihood regret": ("-(ELBO after optimising q for x - ELBO of the encoder's q)", {}, lambda f, p: -f["regret"]),
+    "complexity (S)": ("bits(log p) + PNG bits", {}, lambda f, p: _complexity(f)),
+    "complexity rp": ("bits(log RP) + PNG bits", {}, lambda f, p: _complexity(f, "log_rp")),
+    "complexity laplace": ("bits(laplace) + PNG bits", {}, lambda f, p: _complexity(f, "ll_laplace")),
+    "complexity - KL": ("bits(log p - KL) + PNG bits", {}, lambda f, p: _complexity(f) - _bits(f["kl"])),
     "complexity + noise": (
-        "bits(log p) + PNG bits - 4096 log2(max(noise, s0)/s0)",
-        {"sigma0": (2.0, 3.0, 4.0, 5.0, 6.0)},
-        lambda f, p: _bits(f["ll_mean"]) + f["png_bits"] - _noise_penalty(f, p),
+        "bits(log p) + PNG bits - w 4096 log2(max(noise, s0)/s0)",
+        {"sigma0": SIGMA0, "w_noise": W_NOISE},
+        lambda f, p: _complexity(f) - _noise_penalty(f, p),
     ),
     "complexity + noise + dark": (
         "bits(log p) + PNG bits - noise bits - 4096 max(0, log2(d0 / mean))",
-        {"sigma0": (2.0, 3.0, 4.0, 5.0, 6.0), "dark0": (60.0, 80.0, 100.0)},
-        lambda f, p: _bits(f["ll_mean"]) + f["png_bits"] - _noise_penalty(f, p) - _dark_penalty(f, p),
+        {"sigma0": SIGMA0, "w_noise": W_NOISE, "dark0": DARK0},
+        lambda f, p: _complexity(f) - _noise_penalty(f, p) - _dark_penalty(f, p),
+    ),
+    "complexity + noise + contrast": (
+        "bits(log p) + PNG bits - noise bits - 4096 max(0, log2(c0 / std))",
+        {"sigma0": SIGMA0, "w_noise": W_NOISE, "contrast0": CONTRAST0},
+        lambda f, p: _complexity(f) - _noise_penalty(f, p) - _contrast_penalty(f, p),
+    ),
+    "no VAE: PNG - noise - dark": (
+        "PNG bits - noise bits - dark bits (ablation: the VAE term removed)",
+        {"sigma0": SIGMA0, "w_noise": W_NOISE, "dark0": DARK0},
+        lambda f, p: f["png_bits"] - _noise_penalty(f, p) - _dark_penalty(f, p),
     ),
     "laplacian var (model-free)": ("var(Laplacian(x))", {}, lambda f, p: f["lapvar"]),
 }
 
 
 def evaluate_candidates(
-    feats: dict[str, np.ndarray], rset: ranking.RankingSet, folds: list[np.ndarray]
+    feats: dict[str, np.ndarray], rset: ranking.RankingSet, folds: list[np.ndarray],
+    nonface_feats: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict]:
     """Per candidate: its formula, for each fold the params chosen on the OTHER folds and the
     fractions on this fold (cross-validation by identity), and the pooled held-out fractions."""
@@ -196,6 +254,13 @@ def evaluate_candidates(
             held_out_scores[report] = scores[report]
             per_fold.append({"params": best, "fractions": ranking.pair_fractions(scores[report], rset.subset(fold))})
         pooled = ranking.pair_fractions(held_out_scores, rset)
+        if nonface_feats is not None and len(next(iter(nonface_feats.values()))):
+            from snapseal.quantize.measure import face_vs_nonface
+
+            # params of fold 0 (chosen on the other half); background windows share no identity
+            params = per_fold[0]["params"]
+            clean = rset.kind == ranking.CLEAN
+            pooled["face>bg"] = face_vs_nonface(fn(feats, params)[clean], fn(nonface_feats, params))
         results[name] = {"formula": formula, "folds": per_fold, "held_out": pooled}
     return results
 
@@ -207,7 +272,7 @@ def _objective(fractions: dict[str, float]) -> tuple[float, float]:
 
 def _needs(fn, feats) -> list[str]:
     try:
-        fn(feats, {"sigma0": 1.0, "dark0": 1.0})
+        fn(feats, {"sigma0": 1.0, "dark0": 1.0, "contrast0": 1.0})
         return []
     except KeyError as exc:
         return [str(exc.args[0])]
@@ -224,15 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     accel, epsilon, label = measure.open_model(args)
     rset = measure.load_ranking_set(args.val, seed=args.seed)
     feats = compute_features(accel, rset.crops, epsilon)
+    nonface = measure.load_nonface_crops(args.val)
+    nonface_feats = compute_features(accel, nonface, epsilon) if len(nonface) else None
     folds = ranking.identity_split(rset.identities, folds=2, seed=args.seed)
-    results = evaluate_candidates(feats, rset, folds)
+    results = evaluate_candidates(feats, rset, folds, nonface_feats)
     rows = {name: r["held_out"] for name, r in results.items()}
-    table = ranking.format_table(rows)
+    table = ranking.format_table(rows, ranking.COLUMNS + ("face>bg",))
     n_faces = len(set(rset.face.tolist()))
     header = (
         f"Candidate scores on {n_faces} held-out faces ({len(set(rset.identities))} identities) x 8 degradations x 3 levels; "
         f"model: {label}. Weights chosen on one identity-disjoint half, fractions measured on the other, "
-        f"both ways (2-fold CV by identity), pooled."
+        f"both ways (2-fold CV by identity), pooled. face>bg: fraction of (clean face, background window "
+        f"of the same frames) pairs with the face above (a detector false positive should score low)."
     )
     print(header)
     print(table)

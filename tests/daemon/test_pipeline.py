@@ -147,3 +147,16 @@ def test_a_source_given_as_object_is_used(walkby, keys, tmp_path):
     built = build_pipeline(config, ephemeral_device_key=True, source=source, detector=TruthDetector(plan),
                            scorer=SharpnessScorer())
     assert built.pipeline.run().records_written == N_PEOPLE
+
+
+def test_expired_records_are_purged_while_running(walkby, keys, tmp_path):
+    from snapseal.daemon.keys import DeviceKeyPair, load_investigator_public
+    from snapseal.daemon.seal import CropMeta, RecordSealer
+    from snapseal.daemon.store import RecordStore
+
+    sealer = RecordSealer(load_investigator_public(keys[0]), DeviceKeyPair.generate(), "old-cam", retention=60.0)
+    old = sealer.seal(np.zeros((64, 64), np.uint8), CropMeta(1, 0.0, (0, 0, 1, 1), 0.0, "s", "m"), now=1000.0)
+    RecordStore(tmp_path / "store", quota_bytes=10**6).write(old)
+    _, summary, _ = run_pipeline(walkby, keys, tmp_path)
+    assert summary.records_purged == 1
+    assert len(list_headers(tmp_path / "store")) == N_PEOPLE  # the old one went, today's stayed
