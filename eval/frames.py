@@ -200,16 +200,24 @@ def _face_in_patch(patch, detector) -> Detection:
     return best
 
 
-def select(tracks: Sequence[TrackCrops], methods: MethodSet) -> tuple[list[SelectionSummary], dict[str, list[int]]]:
-    """Every method's choice on every track, summarised; also the choices (for the report)."""
-    choices: dict[str, list[int]] = {}
+def score_tracks(collected: CollectedVideos, methods: MethodSet) -> dict[str, list[np.ndarray]]:
+    """Every method's score for every crop of every track, computed once (embedder-independent)."""
+    scores: dict[str, list[np.ndarray]] = {}
     for method in methods.methods:
-        picked = []
-        for track in tracks:
-            batch = ProbeBatch(track.crops, track.face_area_px, track.on_edge, track.confidence,
-                               tuple(f"{track.video}:{track.track_id}:{i}" for i in track.frame_indices))
-            picked.append(argmax_choice(method.score(batch)))
-        choices[method.name] = picked
+        per_track = []
+        for raw, _identity in collected.labelled:
+            batch = ProbeBatch(np.stack(raw.crops), np.array([d.box.area for d in raw.detections]),
+                               np.array(raw.on_edge), np.array([d.confidence for d in raw.detections]),
+                               tuple(f"{raw.video}:{raw.track_id}:{i}" for i in raw.frame_indices))
+            per_track.append(np.asarray(method.score(batch), np.float64))
+        scores[method.name] = per_track
+    return scores
+
+
+def select(tracks: Sequence[TrackCrops], scores: dict[str, list[np.ndarray]]) -> tuple[list[SelectionSummary], dict[str, list[int]]]:
+    """Every method's choice on every track (tracks in ``collect_videos`` order), summarised."""
+    choices: dict[str, list[int]] = {name: [argmax_choice(values) for values in per_track]
+                                     for name, per_track in scores.items()}
     choices["Frigate rule (sequential)"] = [frigate_choice(t.confidence, t.face_area_px, t.on_edge) for t in tracks]
     choices["PERFECT (oracle)"] = [int(np.argmin(t.distances)) for t in tracks]
     summaries = [summarise(name, list(tracks), picked) for name, picked in choices.items() if name != "random"]

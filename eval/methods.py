@@ -1,6 +1,7 @@
 """The quality methods compared side by side: each turns a batch of probes into one score each,
 higher = better. Nothing here re-implements a scorer: the VAE comes from the daemon's factory
-(``snapseal.daemon.scoring.load_scorer``), the classical baselines from
+(``snapseal.daemon.scoring.load_scorer``; variants in ``eval/vae_variants.py``), the classical
+baselines from
 ``snapseal.quantize.baselines``. Added here: face size (Frigate-style) and random.
 The PERFECT oracle is not a method over pixels (it reads the genuine distance): the ERC runner
 adds it.
@@ -87,49 +88,19 @@ def heuristic_methods() -> MethodSet:
     ])
 
 
-# (label, backend, scorer name) of every VAE variant we try; the factory decides what exists.
-VAE_VARIANTS: tuple[tuple[str, str, str], ...] = (
-    ("VAE default score, quantized (emulate)", "emulate", "default"),
-    ("VAE default score, float (cpu)", "cpu", "default"),
-    ("VAE paper log RP L=10, quantized (emulate)", "emulate", "paper"),
-    ("VAE paper log RP L=10, float (cpu)", "cpu", "paper"),
-    ("VAE paper, FPGA estimator (one pass at mu_z), quantized", "emulate", "paper-mean"),
-    ("VAE default, FPGA estimator (one pass at mu_z), quantized", "emulate", "default-mean"),
-)
-
-
-def vae_methods(bundle_dir: Path | None = None) -> MethodSet:
-    found = MethodSet()
-    try:
-        from snapseal.daemon.scoring import load_scorer
-    except ImportError as exc:
-        found.missing.append(f"VAE: snapseal.daemon.scoring.load_scorer is not there ({exc})")
-        return found
-    seen: set[tuple[str, str]] = set()
-    for label, backend, scorer_name in VAE_VARIANTS:
-        try:
-            scorer = load_scorer(bundle_dir, backend=backend, scorer=scorer_name)
-        except Exception as exc:  # a variant the bundle/factory does not offer: say so, go on
-            found.missing.append(f"{label}: load_scorer(backend={backend!r}, scorer={scorer_name!r}) failed: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            continue
-        identity = (backend, getattr(scorer, "name", scorer_name))
-        if identity in seen:  # an alias of a variant we already have
-            continue
-        seen.add(identity)
-        found.methods.append(QualityMethod(label, "vae", lambda b, s=scorer: _batched(s, b.crops),
-                                           f"scorer {getattr(scorer, 'name', scorer_name)}, model {getattr(scorer, 'model_id', '?')}"))
-    return found
-
-
 def _batched(scorer, crops: np.ndarray, batch: int = 64) -> np.ndarray:
     parts = [np.asarray(scorer.score_batch(crops[i:i + batch]), np.float64) for i in range(0, len(crops), batch)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def all_methods(bundle_dir: Path | None = None, include_vae: bool = True) -> MethodSet:
+def all_methods(bundle_dir: Path | None = None, include_vae: bool = True, float_checkpoint: Path | None = None) -> MethodSet:
     result = MethodSet()
-    for part in ([vae_methods(bundle_dir)] if include_vae else []) + [baseline_methods(), heuristic_methods()]:
+    parts = [baseline_methods(), heuristic_methods()]
+    if include_vae:
+        from snapseal.eval.vae_variants import DEFAULT_FLOAT_CHECKPOINT, vae_methods
+
+        parts.insert(0, vae_methods(bundle_dir, float_checkpoint or DEFAULT_FLOAT_CHECKPOINT))
+    for part in parts:
         result.methods.extend(part.methods)
         result.missing.extend(part.missing)
     return result

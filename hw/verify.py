@@ -73,6 +73,7 @@ class ChainReport:
     crops: int
     stages: list[StageResult] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    not_executable: dict[str, str] = field(default_factory=dict)  # stage -> why Python cannot run it
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class ChainReport:
             "seconds": {s.name: round(s.seconds, 2) for s in self.stages},
             "identical": self.ok,
             "mismatches": self.mismatches,
+            "not_executable": self.not_executable,
         }
 
 
@@ -179,9 +181,17 @@ def verify_chain(
             raise SnapsealError(f"{flow_dir}: no saved model for {step}; run the estimate flow first")
         return ModelWrapper(str(match[-1]))
 
-    def add(name: str, fn: Callable[[], dict[str, np.ndarray]]) -> None:
+    def add(name: str, fn: Callable[[], dict[str, np.ndarray]], optional: bool = False) -> None:
         started = time.perf_counter()
-        outputs = fn()
+        try:
+            outputs = fn()
+        except AssertionError as error:
+            if not optional or "Im2Col" not in repr(error.__traceback__.tb_frame) and "kernel shape" not in str(error):
+                raise
+            # qonnx's Python Im2Col refuses 1-row images with a 2-D kernel (the decoder stem:
+            # 1x1 latent map, k2 deconv); the hardware graph pads explicitly and runs.
+            report.not_executable[name] = str(error).split("\n")[0].strip()
+            return
         report.stages.append(StageResult(name, outputs, time.perf_counter() - started))
 
     if torch_model is not None:
@@ -205,10 +215,14 @@ def verify_chain(
 
     streamlined = saved_model("step_streamline_vae")
     add("finn_streamlined", lambda: as_integer_outputs(
-        tails, run_graph_stage(streamlined, crops, "NCHW", progress, "finn streamlined"), False))
+        tails, run_graph_stage(streamlined, crops, "NCHW", progress, "finn streamlined"), False), optional=True)
     integer_model = saved_model("step_split_host_tails")
     add("finn_integer", lambda: as_integer_outputs(
-        tails, run_graph_stage(integer_model, crops, "NCHW", progress, "finn integer"), True))
+        tails, run_graph_stage(integer_model, crops, "NCHW", progress, "finn integer"), True), optional=True)
+    unfolded = generic_hw_model(saved_model("step_name_hw_outputs"))
+    add("finn_hw_unfolded", lambda: as_integer_outputs(
+        tails, run_graph_stage(unfolded, crops, "NCHW", progress, "finn hw (unfolded)",
+                               [t["stream_name"] for t in tails]), True))
     hw_model = generic_hw_model(saved_model("step_generate_estimate_reports"))
     add("finn_hw_layers", lambda: as_integer_outputs(
         tails, run_graph_stage(hw_model, crops, "NHWC", progress, "finn hw layers",

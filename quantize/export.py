@@ -50,7 +50,7 @@ def _modules(vae: VAE) -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "encoder": (vae.encoder, pixels),
         "decoder": (vae.decoder, z),
-        "forward_at_mean": (ForwardAtMean(vae), pixels),
+        "forward_at_mean": (ForwardAtMean(vae).eval(), pixels),  # a new Module starts in train mode
     }
 
 
@@ -88,16 +88,22 @@ def export_qonnx_graphs(vae: VAE, out_dir: Path) -> ExportedGraphs:
     if not vae.cfg.quantized:
         raise SnapsealError("export_qonnx_graphs needs the quantized model (VAEConfig.quantized=True)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    vae = vae.eval()
+    was_training = vae.training
+    vae.eval()
     paths = {}
-    for name, (module, example) in _modules(vae).items():
-        path = out_dir / f"{name}.onnx"
-        inputs, outputs = GRAPH_IO[name]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            export_qonnx(module, example, export_path=str(path), dynamo=False, input_names=inputs, output_names=outputs)
-        clean_qonnx(path, inputs, outputs)
-        paths[name] = path
+    try:
+        for name, (module, example) in _modules(vae).items():
+            path = out_dir / f"{name}.onnx"
+            inputs, outputs = GRAPH_IO[name]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export_qonnx(module, example, export_path=str(path), dynamo=False, input_names=inputs, output_names=outputs)
+            # export restores the exported module's own mode: keep the whole model in eval
+            vae.eval()
+            clean_qonnx(path, inputs, outputs)
+            paths[name] = path
+    finally:
+        vae.train(was_training)
     return ExportedGraphs(**paths)
 
 
@@ -106,7 +112,7 @@ def export_float_graphs(vae: VAE, out_dir: Path) -> ExportedGraphs:
     if vae.cfg.quantized:
         raise SnapsealError("export_float_graphs needs a float model (VAEConfig.quantized=False)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    vae = vae.eval()
+    vae.eval()
     paths = {}
     for name, (module, example) in _modules(vae).items():
         path = out_dir / f"{name}.onnx"

@@ -138,6 +138,7 @@ def compute_features(accel, crops: np.ndarray, epsilon: np.ndarray | None, progr
             "mean_log_sigma_x": dist.log_sigma.reshape(len(x), -1).astype(np.float64).mean(1),
             "png_bits": ft.png_bits(x),
             "noise": ft.immerkaer_noise_sigma(x),
+            "noise_flat": ft.flat_region_noise_sigma(x),
             "lapvar": ft.laplacian_variance(x),
             "mean_level": ft.mean_level(x),
             "contrast": ft.contrast(x),
@@ -173,6 +174,10 @@ def _noise_penalty(f, p):
     return p.get("w_noise", 1.0) * N_PIX * np.log2(np.maximum(f["noise"], p["sigma0"]) / p["sigma0"])
 
 
+def _flat_noise_penalty(f, p):
+    return p.get("w_noise", 1.0) * N_PIX * np.log2(np.maximum(f["noise_flat"], p["sigma0"]) / p["sigma0"])
+
+
 def _dark_penalty(f, p):
     """Bits for a mean grey level below `dark0` (0 when well lit)."""
     return N_PIX * np.maximum(0.0, np.log2(p["dark0"] / np.maximum(f["mean_level"], 1.0)))
@@ -188,6 +193,7 @@ def _complexity(f, ll="ll_mean"):
 
 
 SIGMA0 = (2.0, 3.0, 4.0, 5.0, 6.0)
+SIGMA0_FLAT = (1.0, 1.5, 2.0, 3.0, 4.0)
 W_NOISE = (1.0, 1.5, 2.0)
 DARK0 = (60.0, 80.0, 100.0, 120.0)
 CONTRAST0 = (20.0, 30.0, 40.0, 50.0)
@@ -220,6 +226,16 @@ CANDIDATES: dict[str, Candidate] = {
         "bits(log p) + PNG bits - noise bits - 4096 max(0, log2(c0 / std))",
         {"sigma0": SIGMA0, "w_noise": W_NOISE, "contrast0": CONTRAST0},
         lambda f, p: _complexity(f) - _noise_penalty(f, p) - _contrast_penalty(f, p),
+    ),
+    "complexity + flat-noise + dark": (
+        "bits(log p) + PNG bits - w 4096 log2(max(flat noise, s0)/s0) - dark bits",
+        {"sigma0": SIGMA0_FLAT, "w_noise": W_NOISE, "dark0": DARK0},
+        lambda f, p: _complexity(f) - _flat_noise_penalty(f, p) - _dark_penalty(f, p),
+    ),
+    "complexity + flat-noise + contrast": (
+        "bits(log p) + PNG bits - w 4096 log2(max(flat noise, s0)/s0) - 4096 max(0, log2(c0 / std))",
+        {"sigma0": SIGMA0_FLAT, "w_noise": W_NOISE, "contrast0": CONTRAST0},
+        lambda f, p: _complexity(f) - _flat_noise_penalty(f, p) - _contrast_penalty(f, p),
     ),
     "no VAE: PNG - noise - dark": (
         "PNG bits - noise bits - dark bits (ablation: the VAE term removed)",
@@ -284,13 +300,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.score_candidates", description=__doc__.split("\n")[0])
     measure.add_model_args(parser)
     parser.add_argument("--out", default="build/measure", help="output directory")
+    parser.add_argument("--reuse-features", action="store_true", help="reuse OUT/features.npz from an earlier run (same model and data)")
     args = parser.parse_args(argv)
     started = time.time()
-    accel, epsilon, label = measure.open_model(args)
+    accel, epsilon, label = (None, None, "cached features") if args.reuse_features else measure.open_model(args)
     rset = measure.load_ranking_set(args.val, seed=args.seed)
-    feats = compute_features(accel, rset.crops, epsilon)
-    nonface = measure.load_nonface_crops(args.val)
-    nonface_feats = compute_features(accel, nonface, epsilon) if len(nonface) else None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "features.npz"
+    if args.reuse_features and cache.is_file():
+        with np.load(cache) as saved:
+            feats = {k[2:]: saved[k] for k in saved.files if k.startswith("f_")}
+            nonface_feats = {k[2:]: saved[k] for k in saved.files if k.startswith("n_")} or None
+    else:
+        feats = compute_features(accel, rset.crops, epsilon)
+        nonface = measure.load_nonface_crops(args.val)
+        nonface_feats = compute_features(accel, nonface, epsilon) if len(nonface) else None
+        np.savez(cache, **{f"f_{k}": v for k, v in feats.items()}, **{f"n_{k}": v for k, v in (nonface_feats or {}).items()})
     folds = ranking.identity_split(rset.identities, folds=2, seed=args.seed)
     results = evaluate_candidates(feats, rset, folds, nonface_feats)
     rows = {name: r["held_out"] for name, r in results.items()}
@@ -307,8 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results.items():
         if r["folds"][0]["params"]:
             print(f"  {name}: params per fold {[f['params'] for f in r['folds']]}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "candidates.json").write_text(json.dumps({"model": label, "n_faces": n_faces, "results": results}, indent=2))
     (out / "candidates.md").write_text(header + "\n\n" + table + "\n")
     print(f"wrote {out / 'candidates.json'} and candidates.md in {time.time() - started:.0f} s")

@@ -119,3 +119,11 @@ def test_config_is_frozen():
     config = load_config(None)
     with pytest.raises(Exception):
         config.camera.source = "1"  # type: ignore[misc]
+
+
+def test_the_deploy_example_config_is_valid(repo_root):
+    example = repo_root / "deploy" / "snapseal.example.toml"
+    if not example.exists():
+        pytest.skip("deploy/snapseal.example.toml not in this tree")
+    config = load_config(example, check_files=False)  # its paths are the board's
+    assert config.tracker.kind in ("iou", "distance") and config.keys.recipient is not None

@@ -78,7 +78,7 @@ def test_verification_chain_identical(tiny_flow):
     model, onnx_path, flow_dir, _ = tiny_flow
     crops = golden_crops(12)[:, :16, :16].copy()
     report = verify_chain(onnx_path, flow_dir, crops, torch_model=model, progress=False)
-    assert [s.name for s in report.stages] == ["brevitas", "qonnx", "finn_streamlined", "finn_integer", "finn_hw_layers"]
+    assert [s.name for s in report.stages] == ["brevitas", "qonnx", "finn_streamlined", "finn_integer", "finn_hw_unfolded", "finn_hw_layers"]
     assert report.ok, report.mismatches
     # the comparison can fail: a changed integer is reported
     report.stages[-1].outputs[next(iter(report.stages[-1].outputs))][0, ...] += 1

@@ -1,0 +1,128 @@
+"""The VAE's variants, all built from the daemon's own scorers and accelerator backends:
+
+* quantized, as the camera runs it: ``load_scorer(backend="emulate")`` (bit-exact to the FPGA);
+  the default score is itself the FPGA's estimator (one pass at z = mu_z + host-side features);
+* the paper's score with the FPGA's estimator: log N(x | decoder(mu_z)) from ONE forward pass
+  (``likelihood.log_likelihood_at_mean``) instead of L = 10 decoder passes;
+* ``cpu``: the bundle's 4-bit weights with float activations (onnxruntime);
+* float twin: the same architecture trained without quantization (``build/train/float``), run
+  by torch behind the Accelerator protocol, scored by the SAME scorer classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from snapseal.daemon.accel.base import Latent, PixelDist
+from snapseal.eval.methods import MethodSet, QualityMethod, _batched
+
+DEFAULT_FLOAT_CHECKPOINT = Path(__file__).resolve().parents[1] / "build" / "train" / "float" / "last.pt"
+
+
+class PaperAtMeanScorer:
+    """The paper's likelihood with the FPGA's single-pass estimator (L = 1 at z = mu_z)."""
+
+    name = "paper-at-mean"
+
+    def __init__(self, accel, model_id: str) -> None:
+        self.accel = accel
+        self.model_id = model_id
+
+    def score_batch(self, crops: np.ndarray) -> np.ndarray:
+        from snapseal.daemon.scoring.likelihood import log_likelihood_at_mean
+
+        _, dist = self.accel.forward_at_mean(crops)
+        return log_likelihood_at_mean(crops, dist)
+
+
+class TorchFloatAccelerator:
+    """A torch VAE (the float twin) behind the Accelerator protocol; workstation only."""
+
+    name = "float-twin"
+
+    def __init__(self, model, log_sigma_floor: float) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.model = model.eval()
+        self.log_sigma_floor = log_sigma_floor
+
+    def _pixels(self, crops: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.asarray(crops, np.float32)).unsqueeze(1)
+
+    def encode(self, crops: np.ndarray) -> Latent:
+        import torch
+
+        with torch.no_grad():
+            mu, log_sigma = self.model.encoder(self._pixels(crops))
+        n = len(crops)
+        return Latent(mu=mu.numpy().reshape(n, -1), log_sigma=log_sigma.numpy().reshape(n, -1))
+
+    def decode(self, z: np.ndarray) -> PixelDist:
+        import torch
+
+        from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
+
+        z = np.asarray(z, np.float32)
+        with torch.no_grad():
+            out = self.model.decoder(torch.from_numpy(z).reshape(len(z), -1, 1, 1))
+        return pixel_dist_from_output(out.numpy(), self.log_sigma_floor)
+
+    def forward_at_mean(self, crops: np.ndarray) -> tuple[Latent, PixelDist]:
+        latent = self.encode(crops)
+        return latent, self.decode(latent.mu)
+
+
+def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = DEFAULT_FLOAT_CHECKPOINT) -> MethodSet:
+    found = MethodSet()
+    try:
+        from snapseal.daemon.accel import make_accelerator
+        from snapseal.daemon.bundle import MANIFEST, load_bundle
+        from snapseal.daemon.scoring import load_scorer
+        from snapseal.daemon.scoring.complexity import ComplexityParams, ComplexityScorer
+        from snapseal.daemon.scoring.paper import PaperScorer
+
+        bundle = load_bundle(bundle_dir)
+    except Exception as exc:
+        found.missing.append(f"VAE: the bundle or the daemon's scorers could not be loaded ({type(exc).__name__}: {exc})")
+        return found
+
+    def add(label: str, make, note: str) -> None:
+        try:
+            scorer = make()
+        except Exception as exc:
+            found.missing.append(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return
+        found.methods.append(QualityMethod(label, "vae", lambda b, s=scorer: _batched(s, b.crops), note))
+
+    default_name = load_scorer(bundle_dir, "emulate").name
+    add(f"VAE default score ({default_name}), 4-bit, emulate = FPGA estimator",
+        lambda: load_scorer(bundle_dir, "emulate", "default"),
+        f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms")
+    add(f"VAE default score ({default_name}), 4-bit weights, float activations (cpu)",
+        lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path")
+    add("VAE paper log RP L=10, 4-bit, emulate", lambda: load_scorer(bundle_dir, "emulate", "paper"),
+        "the paper's score, L = 10 decoder passes with the bundle's epsilon table")
+    add("VAE paper log p(x|mu_z), 4-bit, emulate = FPGA estimator",
+        lambda: PaperAtMeanScorer(make_accelerator("emulate", bundle), bundle.model_id),
+        "the paper's likelihood from the single pass the FPGA computes")
+    if float_checkpoint is not None and Path(float_checkpoint).is_file():
+        def float_accel():
+            from snapseal.quantize.train import load_model
+
+            return TorchFloatAccelerator(load_model(float_checkpoint), bundle.log_sigma_floor)
+
+        params = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
+        add(f"VAE default score ({default_name}), float twin (torch)",
+            lambda: ComplexityScorer(float_accel(), f"float:{float_checkpoint}", params),
+            f"{float_checkpoint}: the same architecture trained without quantization")
+        add("VAE paper log RP L=10, float twin (torch)",
+            lambda: PaperScorer(float_accel(), bundle.epsilon, f"float:{float_checkpoint}"),
+            f"{float_checkpoint}")
+    else:
+        found.missing.append(f"VAE float twin: checkpoint {float_checkpoint} not found (run `make bundle`)")
+    return found
