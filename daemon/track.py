@@ -10,7 +10,12 @@ Two trackers behind one interface (``Tracker``):
 
 Both end a track after ``max_age_frames`` frames without a match; a track with fewer than
 ``min_length_frames`` matched frames is reported but marked short (it yields no record).
-Which one is the default was chosen by measurement (``python -m snapseal.daemon.demo.track_eval``).
+Which one is the default was chosen by measurement (``python -m snapseal.daemon.demo.track_eval
+--video``, walk-bys with known ground truth): over 20 seeds x 4 simulated scenarios the IoU
+tracker gave 341 of 360 people exactly one record against 253 for the distance tracker, with
+66 identity switches against 359; with MTCNN on 3 rendered 640x480 walk-bys both gave all 12
+people exactly one record, the IoU tracker with 3 identity switches and 2 mixed tracks against
+9 and 8. Default: ``iou``.
 """
 
 from __future__ import annotations

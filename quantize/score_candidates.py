@@ -270,6 +270,9 @@ def evaluate_candidates(
             held_out_scores[report] = scores[report]
             per_fold.append({"params": best, "fractions": ranking.pair_fractions(scores[report], rset.subset(fold))})
         pooled = ranking.pair_fractions(held_out_scores, rset)
+        # the procedure applied to every face: the constants a bundle would ship (in-sample)
+        final = max(combos, key=lambda p: _objective(ranking.pair_fractions(fn(feats, p), rset)))
+        final_fractions = ranking.pair_fractions(fn(feats, final), rset)
         if nonface_feats is not None and len(next(iter(nonface_feats.values()))):
             from snapseal.quantize.measure import face_vs_nonface
 
@@ -277,7 +280,8 @@ def evaluate_candidates(
             params = per_fold[0]["params"]
             clean = rset.kind == ranking.CLEAN
             pooled["face>bg"] = face_vs_nonface(fn(feats, params)[clean], fn(nonface_feats, params))
-        results[name] = {"formula": formula, "folds": per_fold, "held_out": pooled}
+        results[name] = {"formula": formula, "folds": per_fold, "held_out": pooled,
+                         "final_params": final, "final_in_sample": final_fractions}
     return results
 
 
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     for name, r in results.items():
         if r["folds"][0]["params"]:
-            print(f"  {name}: params per fold {[f['params'] for f in r['folds']]}")
+            print(f"  {name}: params per fold {[f['params'] for f in r['folds']]}; on all faces {r['final_params']} "
+                  f"(in-sample min {r['final_in_sample']['min']:.2f}, all {r['final_in_sample']['all']:.2f})")
     (out / "candidates.json").write_text(json.dumps({"model": label, "n_faces": n_faces, "results": results}, indent=2))
     (out / "candidates.md").write_text(header + "\n\n" + table + "\n")
     print(f"wrote {out / 'candidates.json'} and candidates.md in {time.time() - started:.0f} s")

@@ -43,7 +43,7 @@ class ComplexityParams:
     """The formula's constants (stored in the bundle manifest's ``scorers.complexity``)."""
 
     noise_floor: float = 3.0  # s0, grey levels: crops at or below it pay no noise bits
-    noise_weight: float = 1.0  # w_noise
+    noise_weight: float = 1.5  # w_noise
     contrast_floor: float = 40.0  # c0, grey-level std: crops at or above it pay no exposure bits
     exposure_weight: float = 1.0  # w_exposure
 
