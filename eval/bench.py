@@ -115,12 +115,34 @@ def fpga_host_rows(crops: np.ndarray) -> tuple[list[Row], list[str]]:
                 f"snapseal.daemon.bench.fpga_host_side_ms, batch {int(measured['batch'])}")], []
 
 
-def finn_rows(hw_dir: Path) -> tuple[list[Row], list[str]]:
+def ensure_estimate(board: str, hw_dir: Path, bundle: Path | None) -> tuple[Path, str | None]:
+    """build/hw/<board>/estimate.json, (re)made by the hardware engineer's command when it is
+    missing or older than the bundle it estimates. Returns (path, problem or None)."""
+    import subprocess
+
+    from snapseal.daemon.bundle import MANIFEST, load_bundle
+
+    path = hw_dir / board / "estimate.json"
+    manifest = Path(load_bundle(bundle).path) / MANIFEST
+    if path.is_file() and path.stat().st_mtime >= manifest.stat().st_mtime:
+        return path, None
+    command = [sys.executable, "-m", "snapseal.hw.cli", "estimate", "--board", board, "--out", str(hw_dir)]
+    if bundle is not None:
+        command += ["--bundle", str(bundle)]
+    print(f"bench: {' '.join(command[1:])}", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or not path.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return path, f"`make estimate BOARD={board}` failed: {tail[0]}"
+    return path, None
+
+
+def finn_rows(hw_dir: Path, bundle: Path | None) -> tuple[list[Row], list[str]]:
     rows, notes = [], []
     for board in BOARDS:
-        path = hw_dir / board / "estimate.json"
-        if not path.is_file():
-            notes.append(f"{board}: {path} missing (run `make estimate BOARD={board}`)")
+        path, problem = ensure_estimate(board, hw_dir, bundle)
+        if problem:
+            notes.append(f"{board}: {problem}")
             continue
         estimate = json.loads(path.read_text())
         rate = estimate.get("crops_per_s")
@@ -142,7 +164,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
     notes += scorer_notes
     # the reference crop rate: the default scorer on emulation (what a camera without FPGA runs)
     reference = next((r for r in scorers if r.what.endswith("on emulate, crops/s") and "'paper'" not in r.what), None)
-    for more in (fpga_host_rows(crops), finn_rows(args.hw)):
+    for more in (fpga_host_rows(crops), finn_rows(args.hw, args.bundle)):
         scorers += more[0]
         notes += more[1]
     if reference is not None:

@@ -112,16 +112,23 @@ def _as_crop_face(face: SourceFace, condition: str, crop: np.ndarray, area_scale
     )
 
 
-def degraded_probes(face: SourceFace, seed: int = 0) -> list[EvalFace]:
-    """Every degradation and pose-like warp of one face, 3 levels each."""
+def degraded_probes(face: SourceFace, seeds: Sequence[int] = (0,)) -> list[EvalFace]:
+    """Every degradation and pose-like warp of one face, 3 levels each. Degradations with a
+    random part (motion direction, noise, occluder, shift) get one probe per seed; a seed that
+    gives the same pixels as the first (a deterministic degradation) adds nothing."""
     region = wide_region(face)
     probes = []
     for kind in DEGRADATIONS:
         for level in LEVELS:
-            crop = degrade(region, kind, level, seed)
-            # a face imaged at 1/f the resolution has 1/f^2 the box area (Frigate sees that)
-            scale = 1.0 / DOWNSCALE_FACTOR[level] ** 2 if kind == "downscale" else 1.0
-            probes.append(_as_crop_face(face, f"{kind}-{level}", crop, scale))
+            first = None
+            for seed in seeds:
+                crop = degrade(region, kind, level, seed)
+                if first is not None and np.array_equal(crop, first):
+                    break
+                first = crop if first is None else first
+                # a face imaged at 1/f the resolution has 1/f^2 the box area (Frigate sees that)
+                scale = 1.0 / DOWNSCALE_FACTOR[level] ** 2 if kind == "downscale" else 1.0
+                probes.append(_as_crop_face(face, f"{kind}-{level}" + (f"-s{seed}" if seed else ""), crop, scale))
     for kind in POSE_WARPS:
         for level in LEVELS:
             probes.append(_as_crop_face(face, f"{kind}-{level}", pose_warp(region, kind, level)))
@@ -134,7 +141,7 @@ def clean_face(face: SourceFace, condition: str) -> EvalFace:
 
 def offline_set(faces_by_identity: dict[str, list[SourceFace]],
                 videos: Sequence[tuple[SourceFace, Sequence[tuple[str, SourceFace]]]] = (),
-                description: str = "", seed: int = 0, progress: bool = True) -> EvalSet:
+                description: str = "", seeds: Sequence[int] = (0,), progress: bool = True) -> EvalSet:
     """References and probes from real faces (see the module doc). ``videos``: per filmed
     person, the reference frame's face and (condition, face) probes from other frames."""
     result = EvalSet("offline", description)
@@ -152,7 +159,7 @@ def offline_set(faces_by_identity: dict[str, list[SourceFace]],
         for index, face in enumerate(faces):
             if index > 0:
                 result.probes.append(clean_face(face, "clean"))
-            result.probes.extend(degraded_probes(face, seed))
+            result.probes.extend(degraded_probes(face, seeds))
     for reference, probes in videos:
         result.references[reference.identity] = _as_crop_face(
             reference, "reference", crop_face(reference.image_bgr, reference.detection, "box"))

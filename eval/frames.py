@@ -117,9 +117,11 @@ def _track_crops(raw: RawTrack, identity: str, distances: np.ndarray) -> TrackCr
     )
 
 
-def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | None, progress: bool = True) -> CollectedVideos:
+def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | None, walkby_seeds: int = 1,
+                   progress: bool = True) -> CollectedVideos:
     collected = CollectedVideos()
-    _collect_walkby(collected, progress)
+    for seed in range(walkby_seeds):
+        _collect_walkby(collected, seed, progress)
     if carphone_pristine is not None and carphone_pristine.is_file():
         collected.carphone_pristine = run_tracks("carphone (pristine)", list(read_video(carphone_pristine)),
                                                  progress=progress)
@@ -134,8 +136,9 @@ def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | No
     return collected
 
 
-def _collect_walkby(collected: CollectedVideos, progress: bool) -> None:
-    """The demo's walk-by video (``make demo``'s input, made here if missing) and its plan."""
+def _collect_walkby(collected: CollectedVideos, seed: int, progress: bool) -> None:
+    """The demo's walk-by video for ``seed`` (seed 0 is ``make demo``'s input; made here if
+    missing, by the demo's own function) and its plan, the ground truth."""
     from snapseal.daemon.demo import walkby
     from snapseal.daemon.demo.__main__ import WALKBY_PEOPLE, ensure_walkby
     from snapseal.daemon.demo.assets import REPO_ROOT, load_face_patches
@@ -143,10 +146,10 @@ def _collect_walkby(collected: CollectedVideos, progress: bool) -> None:
 
     detector_config = DetectorConfig()
     patch_detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
-    video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", patch_detector)
+    video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", patch_detector, seed=seed)
     patches = load_face_patches(patch_detector)
     # the same plan ensure_walkby renders (deterministic in its seed): the ground truth
-    plan = walkby.plan_walkby(640, 480, n_people=WALKBY_PEOPLE, frames_per_person=100, n_patches=len(patches), seed=0)
+    plan = walkby.plan_walkby(640, 480, n_people=WALKBY_PEOPLE, frames_per_person=100, n_patches=len(patches), seed=seed)
     by_frame = plan.truth_by_frame()
 
     def labeller(index: int, detections: Sequence[Detection]) -> list[object]:
@@ -156,18 +159,18 @@ def _collect_walkby(collected: CollectedVideos, progress: bool) -> None:
     for walker in plan.walkers:  # the clean reference: the walker's photo, cropped like any crop
         patch = patches[walker.patch_index % len(patches)]
         detection = _face_in_patch(patch, patch_detector)
-        collected.walker_references[f"walker-{walker.person_id}"] = (crop_face(patch.image_bgr, detection),
-                                                                     box_in_crop(detection))
+        collected.walker_references[f"walker-{seed}.{walker.person_id}"] = (crop_face(patch.image_bgr, detection),
+                                                                            box_in_crop(detection))
     for raw in raw_tracks:
         known = [label for label in raw.labels if label is not None]
         if not known:
-            collected.notes.append(f"walk-by track {raw.track_id}: matches no walker (a false track), skipped")
+            collected.notes.append(f"{raw.video} track {raw.track_id}: matches no walker (a false track), skipped")
             continue
         person, votes = Counter(known).most_common(1)[0]
         if votes < 0.8 * len(raw.labels):
-            collected.notes.append(f"walk-by track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} "
+            collected.notes.append(f"{raw.video} track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} "
                                    f"crops are walker {person})")
-        collected.labelled.append((raw, f"walker-{person}"))
+        collected.labelled.append((raw, f"walker-{seed}.{person}"))
 
 
 def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder) -> VideoTracks:

@@ -109,3 +109,31 @@ def plot_selection(path: Path, title: str, labels: Sequence[str], mean_distance:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot_kept_crops(path: Path, title: str, track_labels: Sequence[str], method_labels: Sequence[str],
+                    crops: Sequence[Sequence[np.ndarray]], distances: Sequence[Sequence[float]]) -> None:
+    """A grid: one row per track, one column per method, the crop it kept and its distance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(track_labels), len(method_labels)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols + 1.2, 1.3 * rows + 0.8), dpi=100, squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            axis = axes[r][c]
+            axis.imshow(crops[r][c], cmap="gray", vmin=0, vmax=255)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_xlabel(f"{distances[r][c]:.3f}", fontsize=7, labelpad=1)
+            if r == 0:
+                axis.set_title(method_labels[c], fontsize=7)
+            if c == 0:
+                axis.set_ylabel(track_labels[r], fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -77,6 +77,30 @@ class TorchFloatAccelerator:
         return latent, self.decode(latent.mu)
 
 
+def bundle_training(bundle) -> dict:
+    """The manifest's free-form ``training`` record (epochs, data, checkpoint), {} if absent."""
+    import json
+
+    from snapseal.daemon.bundle import MANIFEST
+
+    try:
+        return dict(json.loads((Path(bundle.path) / MANIFEST).read_text()).get("training") or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_bundle(bundle_dir: Path | None) -> str:
+    """One line about the model under test, for the report."""
+    from snapseal.daemon.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    training = bundle_training(bundle)
+    hyper = training.get("hyper", {})
+    return (f"bundle `{bundle.path.name}` model `{bundle.model_id}`: trained {training.get('epochs', '?')} epochs "
+            f"({training.get('steps', '?')} steps, {training.get('train_seconds', '?')} s) on {hyper.get('data', '?')} "
+            f"with objective {training.get('objective', '?')}; QAT initialised from {hyper.get('init_from') or 'scratch'}")
+
+
 def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = DEFAULT_FLOAT_CHECKPOINT) -> MethodSet:
     found = MethodSet()
     try:
@@ -110,6 +134,15 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
     add("VAE paper log p(x|mu_z), 4-bit, emulate = FPGA estimator",
         lambda: PaperAtMeanScorer(make_accelerator("emulate", bundle), bundle.model_id),
         "the paper's likelihood from the single pass the FPGA computes")
+    # The float twin the bundle's QAT started from (its manifest says), so float vs 4-bit
+    # compares one training lineage; else the given/default checkpoint.
+    lineage = bundle_training(bundle).get("hyper", {}).get("init_from")
+    if lineage and Path(lineage).is_file():
+        float_checkpoint = Path(lineage)
+    elif lineage:
+        root = Path(__file__).resolve().parents[1]
+        if (root / lineage).is_file():
+            float_checkpoint = root / lineage
     if float_checkpoint is not None and Path(float_checkpoint).is_file():
         def float_accel():
             from snapseal.quantize.train import load_model

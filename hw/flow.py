@@ -87,11 +87,37 @@ def step_streamline_vae(model, cfg):
     return model
 
 
+REFERENCE_FILE = "reference_qonnx.onnx"
+EXACT_THRESHOLDS_FILE = "exact_thresholds.json"
+
+
 def step_annotate_uint8_input(model, cfg):
-    """The crops are raw uint8 pixels (hw/transforms/host_tail.py)."""
+    """The crops are raw uint8 pixels (hw/transforms/host_tail.py).
+
+    The untouched QONNX graph is kept as ``<out>/reference_qonnx.onnx``: step_exact_thresholds
+    derives the hardware thresholds from it.
+    """
     from snapseal.hw.transforms.host_tail import annotate_uint8_input
 
+    model.save(str(Path(cfg.output_dir) / REFERENCE_FILE))
     return annotate_uint8_input(model)
+
+
+def step_exact_thresholds(model, cfg):
+    """Every MultiThreshold -> the exact integer thresholds of the quantizer it replaces
+    (hw/transforms/exact_thresholds.py: round-half-even ties and float32 rounding as Brevitas).
+    What changed goes to ``<out>/exact_thresholds.json``."""
+    from dataclasses import asdict
+
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from snapseal.hw.transforms.exact_thresholds import MakeThresholdsExact
+
+    exact = MakeThresholdsExact(ModelWrapper(str(Path(cfg.output_dir) / REFERENCE_FILE)))
+    model = model.transform(exact)
+    report = {"fixes": [asdict(fix) for fix in exact.fixes], "skipped_references": exact.skipped}
+    (Path(cfg.output_dir) / EXACT_THRESHOLDS_FILE).write_text(json.dumps(report, indent=1) + "\n")
+    return model
 
 
 HOST_TAILS_FILE = "host_tails.json"
@@ -202,6 +228,7 @@ def estimate_steps() -> list[FlowStep]:
         _finn_step("step_tidy_up"),
         FlowStep("step_fold_leaky_relu", step_fold_leaky_relu),
         FlowStep("step_streamline_vae", step_streamline_vae),
+        FlowStep("step_exact_thresholds", step_exact_thresholds),
         FlowStep("step_split_host_tails", step_split_host_tails),
         FlowStep("step_resize_to_upsample", step_resize_to_upsample),
         _finn_step("step_convert_to_hw"),

@@ -174,3 +174,203 @@ def open_model(args: argparse.Namespace):
         return accel, epsilon_table(accel.model.cfg.latent_dim), f"checkpoint {args.checkpoint}"
     bundle = load_bundle(args.bundle)
     return make_accelerator(args.backend, bundle), bundle.epsilon, f"bundle {bundle.model_id} ({args.backend})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def _batched(fn, crops: np.ndarray, desc: str, batch: int = 64) -> np.ndarray:
+    from tqdm import tqdm
+
+    parts = [fn(crops[i : i + batch]) for i in tqdm(range(0, len(crops), batch), desc=desc, leave=False)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def model_facts(bundle, float_checkpoint: Path | None) -> dict:
+    from snapseal.quantize.model import VAEConfig, model_size
+
+    cfg = VAEConfig.from_dict(bundle.manifest["architecture"])
+    size = model_size(cfg)
+    training = bundle.manifest.get("training") or {}
+    facts = {
+        "model_id": bundle.model_id,
+        "weight_params": size.weight_params,
+        "bias_and_norm_params": size.bias_and_norm_params,
+        "weight_bits": cfg.weight_bits,
+        "act_bits": cfg.act_bits,
+        "weight_memory_kib": round(size.weight_kib, 1),
+        "threshold_memory_kib_estimate": round(size.threshold_kib(), 1),
+        "qat_train_seconds": training.get("train_seconds"),
+        "qat_epochs": training.get("epochs"),
+        "objective": training.get("objective"),
+        "training_data": (training.get("hyper") or {}).get("data"),
+    }
+    if float_checkpoint is not None and float_checkpoint.is_file():
+        from snapseal.quantize.train import load_checkpoint
+
+        ckpt = load_checkpoint(float_checkpoint)
+        facts["float_train_seconds"] = round(ckpt.train_seconds, 1)
+        facts["float_epochs"] = ckpt.epoch
+    return facts
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def _speed(fn, crops: np.ndarray, repeats: int = 1) -> float:
+    fn(crops[:4])  # warm-up (graph load, sessions)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn(crops)
+    return repeats * len(crops) / (time.perf_counter() - started)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from snapseal.daemon.accel import make_accelerator
+    from snapseal.daemon.bundle import load_bundle
+    from snapseal.daemon.scoring.complexity import ComplexityParams, ComplexityScorer
+    from snapseal.daemon.scoring.paper import PaperScorer
+    from snapseal.quantize import baselines
+
+    bundle = load_bundle(args.bundle)
+    emulate = make_accelerator("emulate", bundle)
+    params = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path))
+    scorers = {
+        "paper (log RP, L=10)": PaperScorer(emulate, bundle.epsilon, bundle.model_id),
+        "default (complexity)": ComplexityScorer(emulate, bundle.model_id, params),
+    }
+    float_ckpt = Path(args.float_checkpoint) if args.float_checkpoint else None
+    report: dict = {"bundle": str(bundle.path), "model": model_facts(bundle, float_ckpt), "scorer_params": params.to_manifest()}
+
+    print(f"1. model {bundle.model_id}: {report['model']['weight_params']:,} weights at {report['model']['weight_bits']} bits "
+          f"= {report['model']['weight_memory_kib']} KiB; QAT training {report['model']['qat_train_seconds']} s"
+          + (f", float twin {report['model'].get('float_train_seconds')} s" if "float_train_seconds" in report["model"] else ""))
+
+    rset = load_ranking_set(args.val, seed=args.seed)
+    nonface = load_nonface_crops(args.val, seed=args.seed)
+    scores = {name: _batched(s.score_batch, rset.crops, name) for name, s in scorers.items()}
+    nonface_scores = {name: s.score_batch(nonface) if len(nonface) else np.zeros(0) for name, s in scorers.items()}
+    scores["Laplacian variance"] = baselines.laplacian_variance(rset.crops)
+    nonface_scores["Laplacian variance"] = baselines.laplacian_variance(nonface) if len(nonface) else np.zeros(0)
+    scores["BRISQUE (negated)"] = _batched(baselines.brisque, rset.crops, "BRISQUE")
+    nonface_scores["BRISQUE (negated)"] = baselines.brisque(nonface) if len(nonface) else np.zeros(0)
+    clean = rset.kind == ranking.CLEAN
+    rows = {}
+    for name, s in scores.items():
+        rows[name] = ranking.pair_fractions(s, rset)
+        rows[name]["face>bg"] = face_vs_nonface(s[clean], nonface_scores[name])
+    n_faces, n_ids = int(clean.sum()), len(set(rset.identities))
+    table = ranking.format_table(rows, ranking.COLUMNS + ("face>bg",))
+    report["ranking"] = {"faces": n_faces, "identities": n_ids, "background_windows": int(len(nonface)), "fractions": rows}
+    print(f"\n3. degradation ranking: {n_faces} held-out faces ({n_ids} identities) x 8 degradations x 3 levels "
+          f"(fraction of (clean, degraded) pairs with clean above; face>bg: clean face vs {len(nonface)} background windows)")
+    print(table)
+
+    from snapseal.quantize.score_candidates import TorchAccelerator
+
+    qat_ckpt = Path(args.qat_checkpoint) if args.qat_checkpoint else None
+    references = {}
+    if qat_ckpt is not None and qat_ckpt.is_file():
+        # the same trained weights with every quantizer removed: what quantization alone changes
+        references["QAT weights run in float"] = TorchAccelerator(qat_ckpt, bundle.log_sigma_floor, as_float=True)
+    if float_ckpt is not None and float_ckpt.is_file():
+        # the float twin QAT started from (a separately trained model)
+        references["float twin checkpoint"] = TorchAccelerator(float_ckpt, bundle.log_sigma_floor)
+    quant_float: dict = {}
+    print(f"\n2. quantized (bundle, emulate) vs float, Spearman rho over {len(rset.crops)} held-out crops "
+          f"(clean + degraded) / the {n_faces} clean ones:")
+    for ref_name, ref_accel in references.items():
+        ref_scorers = {
+            "paper (log RP, L=10)": PaperScorer(ref_accel, bundle.epsilon, "float"),
+            "default (complexity)": ComplexityScorer(ref_accel, "float", params),
+        }
+        for name, s in ref_scorers.items():
+            ref_scores = _batched(s.score_batch, rset.crops, f"{ref_name}: {name}")
+            rho = {"all crops": _spearman(scores[name], ref_scores), "clean crops": _spearman(scores[name][clean], ref_scores[clean])}
+            quant_float[f"{name} vs {ref_name}"] = rho
+            print(f"   {name} vs {ref_name}: {rho['all crops']:.3f} / {rho['clean crops']:.3f}")
+    report["quantized_vs_float_spearman"] = quant_float
+    float_accel = references.get("float twin checkpoint") or references.get("QAT weights run in float")
+    float_scorers = {"default (complexity)": ComplexityScorer(float_accel, "float", params)} if float_accel else {}
+
+    speed_crops = rset.crops[: min(len(rset.crops), args.speed_crops)]
+    speeds = {
+        "emulate graph: forward_at_mean": _speed(emulate.forward_at_mean, speed_crops),
+        "emulate: default score": _speed(scorers["default (complexity)"].score_batch, speed_crops),
+        "emulate: paper score (L=10)": _speed(scorers["paper (log RP, L=10)"].score_batch, speed_crops[:64]),
+    }
+    try:
+        cpu = make_accelerator("cpu", bundle)
+        speeds["cpu backend: forward_at_mean"] = _speed(cpu.forward_at_mean, speed_crops)
+        speeds["cpu backend: default score"] = _speed(ComplexityScorer(cpu, bundle.model_id, params).score_batch, speed_crops)
+    except Exception as exc:  # the cpu backend is optional for this report
+        print(f"   (cpu backend skipped: {exc})")
+    if float_accel is not None:
+        speeds["float model (torch, 1 thread): forward_at_mean"] = _speed(float_accel.forward_at_mean, speed_crops)
+        speeds["float model: default score"] = _speed(float_scorers["default (complexity)"].score_batch, speed_crops)
+    base = speeds["emulate graph: forward_at_mean"]
+    report["speed_crops_per_s"] = {k: round(v, 1) for k, v in speeds.items()}
+    print(f"\n4. scoring speed on {len(speed_crops)} crops, one run (crops/s; ratio to the emulate graph):")
+    for name, v in speeds.items():
+        print(f"   {name:50s} {v:8.1f}   x{v / base:.2f}")
+    return report
+
+
+def to_markdown(report: dict, command: str) -> str:
+    m = report["model"]
+    lines = [f"# Quality measurements (`{command}`)", "", f"Bundle `{report['bundle']}`, model `{m['model_id']}`.", ""]
+    lines += ["## Model", "", "| what | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in m.items()]
+    if "quantized_vs_float_spearman" in report:
+        lines += ["", "## Quantized (emulate) vs float: Spearman rho", "", "| score vs reference | all held-out crops | clean crops |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['all crops']:.3f} | {v['clean crops']:.3f} |" for k, v in report["quantized_vs_float_spearman"].items()]
+    r = report["ranking"]
+    lines += ["", f"## Degradation ranking ({r['faces']} held-out faces, {r['identities']} identities, 3 levels each; "
+              f"face>bg vs {r['background_windows']} background windows)", "",
+              ranking.format_table(r["fractions"], ranking.COLUMNS + ("face>bg",))]
+    lines += ["", "## Speed (crops/s, one run)", "", "| path | crops/s |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in report["speed_crops_per_s"].items()]
+    lines += ["", "Default score constants: `" + json.dumps(report["scorer_params"]) + "`", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.measure", description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", help="bundle directory (default: the committed default bundle)")
+    parser.add_argument("--float-checkpoint", default=str(REPO_ROOT / "build" / "train" / "float" / "last.pt"),
+                        help="the float twin, for quantized-vs-float and speed (default %(default)s; skipped if missing)")
+    parser.add_argument("--qat-checkpoint", default=str(REPO_ROOT / "build" / "train" / "qat" / "last.pt"),
+                        help="the QAT checkpoint the bundle was exported from, run in float (default %(default)s; skipped if missing)")
+    parser.add_argument("--val", "--val-dir", dest="val", default=str(DEFAULT_VAL_DIR), help="bootstrap data dir (val_sources.npz)")
+    parser.add_argument("--seed", type=int, default=0, help="degradation seed")
+    parser.add_argument("--speed-crops", type=int, default=256, help="crops per speed measurement")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="output directory for quality.json / quality.md")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    try:
+        report = run(args)
+    except SnapsealError as error:
+        print(f"measure: error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m snapseal.quantize.measure" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    (out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "quality.md").write_text(to_markdown(report, command))
+    print(f"\nwrote {out / 'quality.json'} and {out / 'quality.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

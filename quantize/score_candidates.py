@@ -43,14 +43,18 @@ class TorchAccelerator:
 
     name = "torch"
 
-    def __init__(self, checkpoint: str | Path, log_sigma_floor: float = likelihood.LOG_SIGMA_FLOOR, batch: int = 256) -> None:
+    def __init__(
+        self, checkpoint: str | Path, log_sigma_floor: float = likelihood.LOG_SIGMA_FLOOR, batch: int = 256, as_float: bool = False
+    ) -> None:
+        """as_float: run the checkpoint's weights in the float twin (quantizers removed)."""
         import torch
 
-        from snapseal.quantize.train import load_model
+        from snapseal.quantize.train import load_checkpoint, load_model
 
         torch.set_num_threads(1)
         self.torch = torch
-        self.model = load_model(checkpoint)
+        cfg = load_checkpoint(checkpoint).config.float_twin() if as_float else None
+        self.model = load_model(checkpoint, cfg)
         self.floor = log_sigma_floor
         self.batch = batch
 

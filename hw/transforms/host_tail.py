@@ -91,8 +91,9 @@ def split_host_tails(model: ModelWrapper) -> tuple[ModelWrapper, list[OutputTail
             if producer.op_type in ("Mul", "Add") and model.get_tensor_datatype(tensor).is_integer():
                 break  # an integer-valued affine op (never after streamlining), keep it
             users = [c for c in (model.find_consumers(producer.output[0]) or []) if c not in removed]
-            if users:
-                break  # the value is also used inside the graph: not a pure output tail
+            other_output = producer.output[0] != output.name and producer.output[0] in {o.name for o in graph.output}
+            if users or other_output:
+                break  # the value is also used inside the graph or is another output: not a pure tail
             op = _tail_op(model, producer)
             if op is None:
                 break

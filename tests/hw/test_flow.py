@@ -108,3 +108,28 @@ def test_unmappable_layer_names_layer_and_step(tmp_path):
     path = tiny.export(tiny.calibrate(BadSlope()), tmp_path / "bad.onnx")
     with pytest.raises(FlowError, match=r"step_fold_leaky_relu.*LeakyRelu"):
         estimate(path, get_board("pynq-z2"), tmp_path / "flow")
+
+
+@pytest.mark.build
+@pytest.mark.slow
+def test_predicted_driver_settings_fit_the_fpga_backend(tiny_flow):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from snapseal.daemon.accel.fpga import DriverSettings, pack_finn, unpack_finn
+    from snapseal.hw.driver_settings import predict_driver_settings
+
+    _, _, flow_dir, _ = tiny_flow
+    tails = json.loads((flow_dir / "host_tails.json").read_text())
+    folded = ModelWrapper(str(sorted((flow_dir / "intermediate_models").glob("*step_generate_estimate_reports.onnx"))[-1]))
+    settings = predict_driver_settings(folded, tails, max_batch=4)
+    parsed = DriverSettings(settings, flow_dir)  # the daemon accepts what the build writes
+    assert parsed.input_dtype == "UINT8" and parsed.input_shape_normal[1:] == (16, 16, 1)
+    assert parsed.output_names == [t["output_name"] for t in tails]
+    for dtype, normal, folded_shape, packed in zip(parsed.output_dtypes, parsed.output_shapes_normal,
+                                                   parsed.output_shapes_folded, parsed.output_shapes_packed):
+        assert int(np.prod(normal)) == int(np.prod(folded_shape))
+        values = np.zeros(folded_shape, np.int64)
+        assert pack_finn(values, dtype).shape == tuple(packed)
+        assert unpack_finn(pack_finn(values, dtype), dtype, folded_shape).shape == tuple(folded_shape)
+    with pytest.raises(ValueError, match="host tails"):
+        predict_driver_settings(folded, tails[:-1])

@@ -1,0 +1,15 @@
+# Measure (score engineer): the issue's "Measure" list and the default-score research.
+#   make measure        model facts, quantized vs float, degradation ranking, speed
+#                       -> build/measure/quality.{json,md}
+#   make candidates     every candidate score on the degradation test (2-fold CV by identity)
+#                       -> build/measure/candidates.{json,md}
+MEASURE_ARGS    ?=
+CANDIDATE_ARGS  ?=
+
+.PHONY: measure candidates
+
+measure: $(BOOTSTRAP)/.ready | $(WORK)/.ready
+	$(WORK)/bin/python -m snapseal.quantize.measure $(MEASURE_ARGS)
+
+candidates: $(BOOTSTRAP)/.ready | $(WORK)/.ready
+	$(WORK)/bin/python -m snapseal.quantize.score_candidates $(CANDIDATE_ARGS)
