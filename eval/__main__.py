@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
                     "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one):\n\n")
         body.append(report.markdown_table(["method"] + families, rows))
     body.append("\n" + _targets_erc(experiment))
+    body.append("\n" + _what_limits_the_vae(experiment, ranking))
     report.replace_section(args.results, section, "\n".join(body))
     _save_raw(args.work / f"erc_{tag}.json", experiment, ranking)
 
@@ -157,6 +158,42 @@ def _offline_set(args: argparse.Namespace, progress: bool):
                       "(NOTE: carphone is a TRAINING person of the bootstrap split)." if videos else
                       "No carphone video found."))
     return dataset.offline_set(faces, videos, description, seeds=tuple(range(args.degrade_seeds)), progress=progress)
+
+
+def _what_limits_the_vae(experiment, ranking: dict[str, dict[str, float]]) -> str:
+    """Generated comparisons that separate the causes: bits (float twin vs 4-bit, same lineage),
+    estimator (L = 10 vs one pass at mu_z) and which degradations the score gets wrong."""
+    names = [n for n, f in experiment.method_families.items() if f == "vae"]
+    if not names:
+        return ""
+
+    def find(*parts):
+        return next((n for n in names if all(p in n for p in parts)), None)
+
+    columns = [(c.embedder, f) for c in experiment.comparisons for f in sorted({k[2] for k in experiment.results}, reverse=True)
+               if f * len(c.genuine) >= 1.0]
+
+    def areas(name):
+        return ", ".join(f"{e}@{f:g} {experiment.results[(e, name, f)].area_to_30 * 1000:.2f}" for e, f in columns)
+
+    lines = ["**What limits the VAE** (generated from the numbers above):\n"]
+    pairs = [("bits: default score, float twin vs 4-bit emulate", find("default", "float twin"), find("default", "emulate")),
+             ("bits: paper score, float twin vs 4-bit emulate", find("paper log RP", "float twin"), find("paper log RP", "emulate")),
+             ("estimator: paper score, L=10 vs one pass at mu_z (4-bit)", find("paper log RP", "emulate"), find("mu_z")),
+             ("score: default vs paper (4-bit emulate)", find("default", "emulate"), find("paper log RP", "emulate"))]
+    for label, first, second in pairs:
+        if first and second:
+            share_a, share_b = ranking.get(first, {}).get("all"), ranking.get(second, {}).get("all")
+            shares = (f"; prefers the clean face {share_a:.2f} vs {share_b:.2f}" if share_a is not None and share_b is not None else "")
+            lines.append(f"- {label}: ERC areas x1000 [{areas(first)}] vs [{areas(second)}]{shares}")
+    default = find("default", "emulate")
+    if default and ranking.get(default):
+        wrong = {k: v for k, v in ranking[default].items() if k != "all" and v < 0.5}
+        right = {k: v for k, v in ranking[default].items() if k != "all" and v >= 0.9}
+        lines.append(f"- degradations the deployed score ({default}) ranks ABOVE the clean face more often than not: "
+                     + (", ".join(f"{k} {v:.2f}" for k, v in sorted(wrong.items(), key=lambda kv: kv[1])) or "none")
+                     + "; nearly always right (>= 0.9): " + (", ".join(sorted(right)) or "none"))
+    return "\n".join(lines) + "\n"
 
 
 def _targets_erc(experiment) -> str:
@@ -259,7 +296,7 @@ def _side_by_side(args, embedder_name: str, tracks, choices: dict[str, list[int]
         if match and match not in names:
             names.append(match)
     short = [n.split(",")[0].replace(" (sequential)", "").replace(" (Frigate-style)", "") for n in names]
-    labels = [f"{t.video.split(' (')[0]}:{t.identity}" for t in tracks]
+    labels = [f"{t.identity} #{t.track_id}" + (" (distorted)" if "distorted" in t.video else "") for t in tracks]
     rows = [[label, str(len(t.distances))] + [report.fmt(float(t.distances[choices[n][i]]), 3) for n in names]
             for i, (label, t) in enumerate(zip(labels, tracks))]
     image = f"kept_crops_{embedder_name}.png"

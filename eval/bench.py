@@ -91,8 +91,10 @@ def scorer_rows(crops: np.ndarray, bundle: Path | None, batch: int) -> tuple[lis
         for scorer_name in SCORERS:
             try:
                 scorer = load_scorer(bundle, backend=backend, scorer=scorer_name)
-            except Exception as exc:  # e.g. fpga without a board/bitstream: say so
-                notes.append(f"{backend}/{scorer_name}: not measured here ({str(exc).splitlines()[0]})")
+            except Exception as exc:  # e.g. fpga without a board/bitstream: say so (once per backend)
+                note = f"backend {backend}: not measured here ({str(exc).splitlines()[0]})"
+                if note not in notes:
+                    notes.append(note)
                 continue
             scorer.score_batch(crops[:batch])  # warm-up: sessions, allocations
             started = time.perf_counter()
@@ -154,7 +156,7 @@ def finn_rows(hw_dir: Path, bundle: Path | None) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
+def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
     crops = bench_crops(args.crops, args.bootstrap)
@@ -172,11 +174,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str]]:
             row.ratio = row.value / reference.value if row.value else None
     rows += scorers
     rows.append(Row("peak RSS of this benchmark process", peak_rss_mb(), "MB", "getrusage(RUSAGE_SELF).ru_maxrss"))
-    notes.append("daemon benchmark output: " + " / ".join(line.strip() for line in daemon_text if line.strip()))
-    return rows, notes
+    return rows, notes, daemon_text
 
 
-def markdown(rows: list[Row], notes: list[str], seconds: float) -> str:
+def markdown(rows: list[Row], notes: list[str], daemon_text: list[str], seconds: float) -> str:
     from snapseal.eval.report import fmt, markdown_table
 
     reference = next((r.what for r in rows if r.ratio == 1.0 and "scorer" in r.what), "the emulated default scorer")
@@ -192,6 +193,8 @@ def markdown(rows: list[Row], notes: list[str], seconds: float) -> str:
     ]
     if notes:
         body.append("\nNotes:\n\n" + "".join(f"- {n}\n" for n in notes))
+    body.append("\nThe daemon benchmark's own output in this run (`python -m snapseal.daemon.bench`):\n\n```\n"
+                + "\n".join(daemon_text) + "\n```\n")
     return "\n".join(body)
 
 
@@ -214,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        rows, notes = run(args)
+        rows, notes, daemon_text = run(args)
     except SnapsealError as error:
         print(f"snapseal: error: {error}", file=sys.stderr)
         return 2
-    text = markdown(rows, notes, time.perf_counter() - started)
+    text = markdown(rows, notes, daemon_text, time.perf_counter() - started)
     print(text)
     from snapseal.eval.report import replace_section
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -129,11 +130,11 @@ def plot_kept_crops(path: Path, title: str, track_labels: Sequence[str], method_
             axis.set_yticks([])
             axis.set_xlabel(f"{distances[r][c]:.3f}", fontsize=7, labelpad=1)
             if r == 0:
-                axis.set_title(method_labels[c], fontsize=7)
+                axis.set_title(textwrap.fill(method_labels[c], 16), fontsize=7)
             if c == 0:
                 axis.set_ylabel(track_labels[r], fontsize=6)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (1.3 * rows + 0.8)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

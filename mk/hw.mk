@@ -4,12 +4,16 @@
 #                                             writes build/hw/<board>/bundle (a copy + .bit/.hwh)
 #   make verify-hw                            Brevitas -> QONNX -> FINN -> hw layers -> emulate
 #   make golden                               re-write tests/golden/ from the default bundle
+#                                             (after every new default bundle: model_id must match)
 HW_BOARD   ?= pynq-z2
 HW_BUNDLE  ?=
 HW_OUT     ?= build/hw
 HW_PY      := $(WORK)/bin/python
 HW_MODEL   ?=
 HW_BUNDLE_ARG := $(if $(HW_BUNDLE),--bundle $(HW_BUNDLE))
+# real face crops for the golden set (half of it; the rest are structured patterns)
+HW_FACES   ?= build/data/bootstrap/train.npz
+HW_FACES_ARG = $(if $(wildcard $(HW_FACES)),--faces $(HW_FACES))
 HW_MODEL_ARG := $(if $(HW_MODEL),--model $(HW_MODEL))
 # BOARD is the Makefile's board venv path; a board NAME on the command line overrides it.
 HW_BOARD_NAME = $(if $(filter pynq-z2 ultra96-v2,$(BOARD)),$(BOARD),$(if $(filter command line,$(origin BOARD)),$(BOARD),$(HW_BOARD)))
@@ -23,10 +27,10 @@ bitstream: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.cli bitstream --board $(HW_BOARD_NAME) $(HW_BUNDLE_ARG) --out $(HW_OUT)
 
 verify-hw: $(WORK)/.ready
-	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) --out $(HW_OUT)/verify
+	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify
 
 golden: $(WORK)/.ready
-	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) --out $(HW_OUT)/verify --write-golden tests/golden
+	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify --write-golden tests/golden
 
 test-hw: $(WORK)/.ready
-	$(HW_PY) -m pytest -q tests/hw tests/daemon/test_fpga_backend.py
+	$(HW_PY) -m pytest -q tests/hw tests/daemon/test_fpga_backend.py tests/daemon/test_fpga_selftest.py

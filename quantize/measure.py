@@ -229,6 +229,24 @@ def _speed(fn, crops: np.ndarray, repeats: int = 1) -> float:
     return repeats * len(crops) / (time.perf_counter() - started)
 
 
+def _provenance(bundle, args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """(float twin, QAT checkpoint) the bundle was made from: the arguments, else what the
+    manifest's ``training`` section names (paths relative to the repository)."""
+    hyper = (bundle.manifest.get("training") or {}).get("hyper") or {}
+    qat = args.qat_checkpoint or (
+        str(Path(hyper["out"]) / bundle.manifest["training"].get("checkpoint", "last.pt")) if hyper.get("out") else None
+    )
+    flt = args.float_checkpoint or hyper.get("init_from")
+
+    def resolve(path: str | None) -> Path | None:
+        if not path:
+            return None
+        path = Path(path)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    return resolve(flt), resolve(qat)
+
+
 def run(args: argparse.Namespace) -> dict:
     from snapseal.daemon.accel import make_accelerator
     from snapseal.daemon.bundle import load_bundle
@@ -243,7 +261,7 @@ def run(args: argparse.Namespace) -> dict:
         "paper (log RP, L=10)": PaperScorer(emulate, bundle.epsilon, bundle.model_id),
         "default (complexity)": ComplexityScorer(emulate, bundle.model_id, params),
     }
-    float_ckpt = Path(args.float_checkpoint) if args.float_checkpoint else None
+    float_ckpt, qat_ckpt = _provenance(bundle, args)
     report: dict = {"bundle": str(bundle.path), "model": model_facts(bundle, float_ckpt), "scorer_params": params.to_manifest()}
 
     print(f"1. model {bundle.model_id}: {report['model']['weight_params']:,} weights at {report['model']['weight_bits']} bits "
@@ -272,7 +290,6 @@ def run(args: argparse.Namespace) -> dict:
 
     from snapseal.quantize.score_candidates import TorchAccelerator
 
-    qat_ckpt = Path(args.qat_checkpoint) if args.qat_checkpoint else None
     references = {}
     if qat_ckpt is not None and qat_ckpt.is_file():
         # the same trained weights with every quantizer removed: what quantization alone changes
@@ -343,10 +360,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.measure", description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", help="bundle directory (default: the committed default bundle)")
-    parser.add_argument("--float-checkpoint", default=str(REPO_ROOT / "build" / "train" / "float" / "last.pt"),
-                        help="the float twin, for quantized-vs-float and speed (default %(default)s; skipped if missing)")
-    parser.add_argument("--qat-checkpoint", default=str(REPO_ROOT / "build" / "train" / "qat" / "last.pt"),
-                        help="the QAT checkpoint the bundle was exported from, run in float (default %(default)s; skipped if missing)")
+    parser.add_argument("--float-checkpoint", help="the float twin QAT started from (default: as the bundle's manifest says; skipped if missing)")
+    parser.add_argument("--qat-checkpoint", help="the QAT checkpoint the bundle was exported from, run in float "
+                        "(default: as the bundle's manifest says; skipped if missing)")
     parser.add_argument("--val", "--val-dir", dest="val", default=str(DEFAULT_VAL_DIR), help="bootstrap data dir (val_sources.npz)")
     parser.add_argument("--seed", type=int, default=0, help="degradation seed")
     parser.add_argument("--speed-crops", type=int, default=256, help="crops per speed measurement")

@@ -104,6 +104,7 @@ def _weights(path: Path) -> dict:
     return load_checkpoint(path).model_state
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_and_resumable(tmp_path: Path):
     full = train(_settings(tmp_path / "a"))
     again = train(_settings(tmp_path / "b"))
@@ -119,6 +120,7 @@ def test_training_is_reproducible_and_resumable(tmp_path: Path):
     assert (tmp_path / "c" / "epoch_001.pt").is_file()
 
 
+@pytest.mark.slow
 def test_corrupt_and_mismatched_checkpoints(tmp_path: Path):
     last = train(_settings(tmp_path / "run", epochs=1))
     corrupt = tmp_path / "corrupt.pt"
