@@ -118,11 +118,15 @@ def _run(args: argparse.Namespace) -> int:
                     "".join(f"- {line}\n" for line in experiment.missing))
     body.append("\n" + erc_markdown(experiment, args.images, _relative_link(args.results, args.images), tag))
     if ranking:
-        families = sorted({f for row in ranking.values() for f in row if f != "all"}) + ["all"]
+        families = sorted({f for row in ranking.values() for f in row if f not in ("all", "identity share")}) + [
+            "all", "identity share"]
         rows = [[name] + [report.fmt(ranking[name].get(f, float("nan")), 2) for f in families] for name in ranking]
         body.append("\n**Diagnosis: does the method prefer the clean face?** Share of degraded copies scored "
                     "BELOW the clean reference they were made from (validation people only; 1.00 = always "
-                    "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one):\n\n")
+                    "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one). 'identity "
+                    "share' = the part of the score's rank variance over ALL probes explained by who the person is "
+                    "(eta squared; an ERC ranks probes across people, so a score that mostly tells people apart "
+                    "rejects people, not bad crops, even when it ranks each person's copies right):\n\n")
         body.append(report.markdown_table(["method"] + families, rows))
     body.append("\n" + _targets_erc(experiment))
     body.append("\n" + _what_limits_the_vae(experiment, ranking))
@@ -188,11 +192,15 @@ def _what_limits_the_vae(experiment, ranking: dict[str, dict[str, float]]) -> st
             lines.append(f"- {label}: ERC areas x1000 [{areas(first)}] vs [{areas(second)}]{shares}")
     default = find("default", "emulate")
     if default and ranking.get(default):
-        wrong = {k: v for k, v in ranking[default].items() if k != "all" and v < 0.5}
-        right = {k: v for k, v in ranking[default].items() if k != "all" and v >= 0.9}
+        per_degradation = {k: v for k, v in ranking[default].items() if k not in ("all", "identity share")}
+        wrong = {k: v for k, v in per_degradation.items() if v < 0.5}
+        right = {k: v for k, v in per_degradation.items() if v >= 0.9}
         lines.append(f"- degradations the deployed score ({default}) ranks ABOVE the clean face more often than not: "
                      + (", ".join(f"{k} {v:.2f}" for k, v in sorted(wrong.items(), key=lambda kv: kv[1])) or "none")
                      + "; nearly always right (>= 0.9): " + (", ".join(sorted(right)) or "none"))
+        shares = {n: ranking[n].get("identity share", float("nan")) for n in ranking}
+        lines.append("- identity share of the score's variance (see the diagnosis table): "
+                     + ", ".join(f"{n.split(',')[0]} {v:.2f}" for n, v in shares.items()))
     return "\n".join(lines) + "\n"
 
 

@@ -28,12 +28,13 @@ class Comparisons:
     identities: list[str]
 
 
-def compare(eval_set: EvalSet, embedder: CachedEmbedder) -> Comparisons:
+def compare(eval_set: EvalSet, embedder: CachedEmbedder, progress: bool = True) -> Comparisons:
     identities = sorted(eval_set.references)
     refs = [eval_set.references[i] for i in identities]
-    ref_rows = embedder.embed([r.recognizer_image for r in refs], [r.recognizer_box for r in refs], "references")
+    ref_rows = embedder.embed([r.recognizer_image for r in refs], [r.recognizer_box for r in refs],
+                              "references" if progress else None)
     probe_rows = embedder.embed([p.recognizer_image for p in eval_set.probes],
-                                [p.recognizer_box for p in eval_set.probes], "probes")
+                                [p.recognizer_box for p in eval_set.probes], "probes" if progress else None)
     embedder.save()
     matrix = np.linalg.norm(probe_rows[:, None, :].astype(np.float64) - ref_rows[None, :, :], axis=2)
     column = {identity: j for j, identity in enumerate(identities)}
@@ -85,7 +86,7 @@ def score_probes(eval_set: EvalSet, methods: MethodSet, progress: bool = True) -
 
 def run_erc(eval_set: EvalSet, embedders: Sequence[CachedEmbedder], methods: MethodSet,
             initial_fnmrs: Sequence[float] = INITIAL_FNMRS, progress: bool = True) -> ErcExperiment:
-    comparisons = [compare(eval_set, embedder) for embedder in embedders]
+    comparisons = [compare(eval_set, embedder, progress) for embedder in embedders]
     scores = score_probes(eval_set, methods, progress)
     families = {m.name: m.family for m in methods.methods if m.name in scores}
     experiment = ErcExperiment(eval_set, comparisons, families, scores, missing=list(methods.missing))
@@ -120,7 +121,22 @@ def degradation_ranking(eval_set: EvalSet, scores: dict[str, np.ndarray], refere
         table[name] = {family: float(np.mean(right)) for family, right in sorted(per_family.items())}
         everything = [v for right in per_family.values() for v in right]
         table[name]["all"] = float(np.mean(everything)) if everything else float("nan")
+        table[name]["identity share"] = identity_share(values, [p.identity for p in eval_set.probes])
     return table
+
+
+def identity_share(scores: np.ndarray, identities: list[str]) -> float:
+    """How much of a score's spread (its ranks' variance) is WHO the face is, not how degraded:
+    eta^2 of the ranks grouped by identity. Near 1: the score mostly tells faces apart, so a
+    global threshold rejects people rather than bad crops (an ERC ranks across people; frame
+    selection only within one)."""
+    ranks = np.argsort(np.argsort(np.asarray(scores, np.float64), kind="stable"), kind="stable").astype(np.float64)
+    groups: dict[str, list[float]] = {}
+    for rank, identity in zip(ranks, identities):
+        groups.setdefault(identity, []).append(rank)
+    total = float(np.sum((ranks - ranks.mean()) ** 2))
+    between = sum(len(g) * (np.mean(g) - ranks.mean()) ** 2 for g in groups.values())
+    return float(between / total) if total > 0 else float("nan")
 
 
 def erc_markdown(experiment: ErcExperiment, image_dir: Path, image_link_prefix: str, tag: str) -> str:

@@ -67,8 +67,8 @@ def plot_erc(path: Path, title: str, curves: Sequence[tuple[str, str, np.ndarray
 
     styles = {"oracle": dict(color="black", linestyle="--", linewidth=1.5),
               "chance": dict(color="grey", linestyle=":", linewidth=1.5)}
-    fig, axis = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    vae_styles = iter(["-", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), "-"])
+    fig, axis = plt.subplots(figsize=(11, 4.8), dpi=100)
+    vae_styles = iter(["-", "--", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (8, 2)), "-"])
     for label, family, fractions, fnmr in curves:
         style = dict(styles.get(family, {}))
         if family == "vae":
@@ -82,7 +82,7 @@ def plot_erc(path: Path, title: str, curves: Sequence[tuple[str, str, np.ndarray
     axis.set_xlim(0, 30)
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="upper right")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -115,7 +115,8 @@ def step_exact_thresholds(model, cfg):
 
     exact = MakeThresholdsExact(ModelWrapper(str(Path(cfg.output_dir) / REFERENCE_FILE)))
     model = model.transform(exact)
-    report = {"fixes": [asdict(fix) for fix in exact.fixes], "skipped_references": exact.skipped}
+    report = {"fixes": [asdict(fix) for fix in exact.fixes], "kept_finn_thresholds": exact.kept,
+              "skipped_references": exact.skipped}
     (Path(cfg.output_dir) / EXACT_THRESHOLDS_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return model
 

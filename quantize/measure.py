@@ -38,12 +38,13 @@ DEFAULT_OUT = REPO_ROOT / "build" / "measure"
 def load_val_regions(val_dir: str | Path = DEFAULT_VAL_DIR, assets_dir: str | Path = DEFAULT_ASSETS_DIR) -> tuple[list[dg.FaceRegion], list[str]]:
     """The validation faces (identity-disjoint from training) as clean regions with a margin.
 
-    Re-cut from the source frame at twice the crop's field of view (the crop is the centre
-    half), so blur and downscale act on real pixels before the final downscale and an
-    off-centre crop shows real surroundings. Falls back to the 128-px region (same framing as
-    the crop; off-centre then repeats the border) when the frame is not at hand.
+    Re-cut from the source frame with the daemon's own crop geometry (``crop_transform`` of the
+    variant the set was built with) over twice the crop's field of view, the crop being the
+    centre half: blur and downscale act on real pixels before the final downscale and an
+    off-centre crop shows the real surroundings. Falls back to the stored 128-px region (same
+    framing as the crop; off-centre then repeats the border) when the frame is not at hand.
     """
-    from snapseal.daemon.crop import face_region
+    from snapseal.daemon.crop import crop_transform, warp_region
     from snapseal.daemon.types import Box, Detection
 
     path = Path(val_dir) / "val_sources.npz"
@@ -63,15 +64,16 @@ def load_val_regions(val_dir: str | Path = DEFAULT_VAL_DIR, assets_dir: str | Pa
         if key not in frames:
             frames[key] = _read_frame(Path(assets_dir) / key[0], key[1])
         frame = frames[key]
-        if frame is None or variant != "box":
-            side = float(regions128[i].shape[0])
-            out.append(dg.FaceRegion(regions128[i], (0.0, 0.0, side, side)))
+        side = regions128[i].shape[0]
+        if frame is None:
+            out.append(dg.FaceRegion(regions128[i], (0.0, 0.0, float(side), float(side))))
             continue
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-        wide = Detection(Box(cx - w, cy - h, cx + w, cy + h), np.asarray(landmarks[i], np.float32), 1.0)
-        size = 2 * regions128[i].shape[0]
-        out.append(dg.FaceRegion(face_region(frame, wide, "box", size), (size / 4, size / 4, 3 * size / 4, 3 * size / 4)))
+        detection = Detection(Box(*[float(v) for v in boxes[i]]), np.asarray(landmarks[i], np.float32), 1.0)
+        matrix = crop_transform(detection, variant, side).copy()
+        margin = side / 2.0
+        matrix[:, 2] += margin  # same scale, the crop window moved to the centre of a 2x canvas
+        region = warp_region(frame, matrix, 2 * side)
+        out.append(dg.FaceRegion(region, (margin, margin, margin + side, margin + side)))
     return out, identities
 
 

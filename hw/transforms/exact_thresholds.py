@@ -20,8 +20,11 @@ function is monotonic). That table is bit-exact by construction for every intege
 
 Which reference quantizer a FINN MultiThreshold came from is decided by agreement: FINN's own
 (approximate) thresholds must lie within ``MATCH_TOLERANCE`` of exactly one candidate's table
-(in one orientation: FINN negates an accumulator whose batch-norm scale is negative). No match
-or two different matches raise, naming the node: nothing is guessed.
+(in one orientation: FINN negates an accumulator whose batch-norm scale is negative). Two
+different matches, or no match while every reference quantizer could be modelled, raise naming
+the node: nothing is guessed. Quantizers this module cannot model (an ONNX BatchNormalization
+before them, a non-power-of-two scale product) are listed in ``skipped``; a MultiThreshold that
+may come from one of them keeps FINN's thresholds and is listed in ``kept``.
 
 Exactness of "accumulator x unit" needs the conv's products and sums exact in float32: the
 input and weight scales are powers of two (quantize/model.py) and |acc| < 2^24.
@@ -278,6 +281,7 @@ class MakeThresholdsExact(Transformation):
         super().__init__()
         self.references, self.skipped = reference_quantizers(reference)
         self.fixes: list[ThresholdFix] = []
+        self.kept: list[str] = []  # MultiThresholds left as FINN made them (no modelable reference)
         self._tables: dict[tuple[str, int, int], dict[int, np.ndarray]] = {}
 
     def _tables_for(self, reference: ReferenceQuantizer, low: int, high: int) -> dict[int, np.ndarray]:
@@ -287,7 +291,7 @@ class MakeThresholdsExact(Transformation):
         return self._tables[key]
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
-        self.fixes = []
+        self.fixes, self.kept = [], []
         for node in model.graph.node:
             if node.op_type != "MultiThreshold":
                 continue
@@ -312,6 +316,12 @@ class MakeThresholdsExact(Transformation):
                     exact = np.clip(table, in_dtype.min(), in_dtype.max() + 1)
                     if np.max(np.abs(exact - approx)) <= MATCH_TOLERANCE:
                         matches.append((reference, orientation, exact))
+            if not matches and self.skipped:
+                # Possibly one of the quantizers this module cannot model (e.g. an ONNX
+                # BatchNormalization, whose float rounding is onnxruntime's): FINN's thresholds
+                # stay, and the report says so. The verification chain is what checks them.
+                self.kept.append(node.name)
+                continue
             if not matches:
                 raise ExactThresholdError(
                     f"{node.name}: no reference quantizer has thresholds within {MATCH_TOLERANCE:g} of "
