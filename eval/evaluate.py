@@ -198,3 +198,33 @@ def erc_markdown(experiment: ErcExperiment, image_dir: Path, image_link_prefix: 
                      curves)
             lines.append(f"\n![ERC {comparison.embedder} {initial:g}]({image_link_prefix}/{file_name})\n")
     return "".join(lines)
+
+
+def failures_by_family(experiment: ErcExperiment, initial_fnmr: float = 0.1, methods: list[str] | None = None
+                       ) -> tuple[list[str], list[list[str]]]:
+    """Which probes the recognizer fails on, and where each method ranks them: per probe family,
+    the share of false non-matches at the threshold for ``initial_fnmr`` (per embedder), and the
+    mean percentile of each method's score (0 = rejected first). A good quality score puts the
+    families that fail at low percentiles."""
+    from snapseal.eval.report import fmt
+
+    families = [p.condition.split("-")[0] for p in experiment.eval_set.probes]
+    names = sorted(set(families))
+    methods = methods or list(experiment.scores)
+    percentiles = {}
+    for name in methods:
+        values = experiment.scores[name]
+        ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable")
+        percentiles[name] = 100.0 * ranks / max(len(values) - 1, 1)
+    header = ["probe family", "probes"] + [f"fails ({c.embedder} @ {initial_fnmr:g})" for c in experiment.comparisons] + [
+        f"pct: {m.split(',')[0].replace('VAE ', '')}{' 4-bit' if '4-bit' in m else ''}" for m in methods]
+    rows = []
+    for family in names:
+        mask = np.array([f == family for f in families])
+        cells = [family, str(int(mask.sum()))]
+        for comparison in experiment.comparisons:
+            threshold = experiment.results[(comparison.embedder, "PERFECT (oracle)", initial_fnmr)].threshold
+            cells.append(f"{100 * np.mean(comparison.genuine[mask] > threshold):.0f} %")
+        cells += [fmt(float(np.mean(percentiles[m][mask])), 0) for m in methods]
+        rows.append(cells)
+    return header, rows

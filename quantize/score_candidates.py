@@ -289,6 +289,16 @@ def evaluate_candidates(
     return results
 
 
+def shipped_default_fractions(feats: dict[str, np.ndarray], rset: ranking.RankingSet) -> dict:
+    """The default scorer's shipped constants (``ComplexityParams()``) through the same formula."""
+    from snapseal.daemon.scoring.complexity import ComplexityParams
+
+    shipped = ComplexityParams()
+    params = {"sigma0": shipped.noise_floor, "w_noise": shipped.noise_weight, "contrast0": shipped.contrast_floor}
+    scores = CANDIDATES["complexity + flat-noise + contrast"][2](feats, params)
+    return {"params": params, "fractions": ranking.pair_fractions(scores, rset)}
+
+
 def _objective(fractions: dict[str, float]) -> tuple[float, float]:
     # the worst degradation first (target: >= 0.9 for EACH), then the mean
     return (fractions["min"], fractions["all"])
@@ -342,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         if r["folds"][0]["params"]:
             print(f"  {name}: params per fold {[f['params'] for f in r['folds']]}; on all faces {r['final_params']} "
                   f"(in-sample min {r['final_in_sample']['min']:.2f}, all {r['final_in_sample']['all']:.2f})")
+    shipped = shipped_default_fractions(feats, rset)
+    print(f"  shipped default constants {shipped['params']} on all faces (in-sample): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in shipped["fractions"].items()))
+    results["shipped default (in-sample)"] = shipped
     (out / "candidates.json").write_text(json.dumps({"model": label, "n_faces": n_faces, "results": results}, indent=2))
     (out / "candidates.md").write_text(header + "\n\n" + table + "\n")
     print(f"wrote {out / 'candidates.json'} and candidates.md in {time.time() - started:.0f} s")

@@ -39,7 +39,9 @@ class PaperScorer:
             latent = self.accel.encode(real)
             log_rp[~uniform] = likelihood.log_rp(real, latent, self.accel.decode, self.epsilon)
         score = np.where(uniform, UNIFORM_SCORE, log_rp)
-        return {"score": score, "log_rp": np.where(uniform, UNIFORM_SCORE, log_rp), "uniform": uniform.astype(np.float64)}
+        if not np.all(np.isfinite(score)):  # a broken graph output must never pass as a score
+            raise SnapsealError(f"paper scorer: non-finite log RP from the accelerator ({self.model_id})")
+        return {"score": score, "log_rp": score.copy(), "uniform": uniform.astype(np.float64)}
 
     def score_batch(self, crops: np.ndarray) -> np.ndarray:
         return self.components(crops)["score"]

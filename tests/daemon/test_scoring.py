@@ -153,3 +153,33 @@ def test_default_score_ranks_clean_faces_above_every_degradation(default_scorer)
     fractions = ranking.pair_fractions(default_scorer.score_batch(rset.crops), rset)
     failing = {k: round(v, 2) for k, v in fractions.items() if k not in ("all", "min") and v < 0.9}
     assert not failing, f"default score orders < 90% of (clean, degraded) pairs right for {failing}"
+
+
+class _BrokenAccelerator:
+    """Outputs NaN, as a corrupt graph or a failing FPGA transfer might."""
+
+    name = "broken"
+
+    def forward_at_mean(self, crops):
+        from snapseal.daemon.accel.base import Latent, PixelDist
+
+        n = len(crops)
+        nan = np.full((n, 64, 64), np.nan, np.float32)
+        return Latent(np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32)), PixelDist(nan, nan)
+
+    def encode(self, crops):
+        return self.forward_at_mean(crops)[0]
+
+    def decode(self, z):
+        return self.forward_at_mean(np.zeros((len(z), 64, 64), np.uint8))[1]
+
+
+def test_a_broken_accelerator_never_yields_a_silent_score():
+    from snapseal.daemon.scoring.complexity import ComplexityScorer
+    from snapseal.daemon.scoring.paper import PaperScorer
+
+    crops = _textured_crops(2)
+    with pytest.raises(SnapsealError, match="non-finite"):
+        ComplexityScorer(_BrokenAccelerator(), "m").score_batch(crops)
+    with pytest.raises(SnapsealError, match="non-finite"):
+        PaperScorer(_BrokenAccelerator(), np.zeros((10, 4), np.float32), "m").score_batch(crops)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.build]
+pytestmark = [pytest.mark.build, pytest.mark.slow]
 
 CHANNELS = 4
 LEVELS_IN = 256  # every INT8 input value, one per batch row
