@@ -155,7 +155,9 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             raise SnapsealError(f"{where}: epsilon table is not covered by the sha256 list")
         model_id = str(manifest["model_id"])
         log_sigma_floor = float(manifest["pixel_transform"]["log_sigma_floor"])
-        default_scorer = str(manifest.get("default_scorer", "paper"))
+        default_scorer = str(manifest.get("default_scorer", "complexity"))
+        if default_scorer not in ("complexity", "paper"):
+            raise SnapsealError(f"{where}: default_scorer {default_scorer!r} is not a known scorer (complexity, paper)")
         scorers = dict(manifest.get("scorers", {}))
         hardware = dict(manifest.get("hardware") or {})
         input_spec = manifest["input"]

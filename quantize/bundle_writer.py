@@ -23,6 +23,8 @@ import torch
 
 from snapseal.daemon.bundle import FORMAT_VERSION, Bundle, load_bundle, write_manifest
 from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.scoring import DEFAULT_SCORER, SCORERS
+from snapseal.daemon.scoring.complexity import ComplexityParams
 from snapseal.daemon.scoring.likelihood import DEFAULT_EPSILON_SAMPLES, DEFAULT_EPSILON_SEED, LOG_SIGMA_FLOOR, epsilon_table
 from snapseal.quantize.export import export_qonnx_graphs
 from snapseal.quantize.model import VAE, log2_exact
@@ -52,12 +54,19 @@ def quant_spec_of(graph_path: Path, tensor: str) -> dict[str, Any]:
     return {"name": tensor, "shape": list(shape), "scale": scale_value, "bits": int(np.asarray(bits).item()), "signed": bool(attrs.get("signed", 1))}
 
 
+def default_scorer_sections(epsilon_samples: int = DEFAULT_EPSILON_SAMPLES) -> dict[str, Any]:
+    """Both scorers' constants as the manifest stores them: the measured default
+    (``complexity``, docs/MODEL_CARD.md) and the paper's log RP beside it."""
+    return {"complexity": ComplexityParams().to_manifest(),
+            "paper": {"estimator": "log_rp", "samples": epsilon_samples}}
+
+
 def write_bundle(
     vae: VAE,
     out_dir: Path,
     *,
     training: dict[str, Any] | None = None,
-    default_scorer: str = "paper",
+    default_scorer: str = DEFAULT_SCORER,
     scorers: dict[str, Any] | None = None,
     epsilon_samples: int = DEFAULT_EPSILON_SAMPLES,
     epsilon_seed: int = DEFAULT_EPSILON_SEED,
@@ -96,7 +105,7 @@ def write_bundle(
             "architecture": cfg.to_dict(),
             "training": training or {},
             "default_scorer": default_scorer,
-            "scorers": scorers or {"paper": {"estimator": "log_rp", "samples": epsilon_samples}},
+            "scorers": scorers or default_scorer_sections(epsilon_samples),
             "hardware": None,
             **(extra_manifest or {}),
         }
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write an accelerator bundle from a trained QAT checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True)
-    p.add_argument("--default-scorer", default="paper")
+    p.add_argument("--default-scorer", default=DEFAULT_SCORER, choices=SCORERS)
     p.add_argument("--scorers-json", help="JSON object of scorer parameters to store in the manifest")
     p.add_argument("--training-json", help="JSON file with extra training facts (merged into manifest['training'])")
     p.add_argument("--val", help="held-out crops: measure speed and Spearman figures into manifest['measured']")

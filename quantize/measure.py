@@ -7,7 +7,8 @@
 2. quantized (bundle, emulate backend) vs float model: Spearman rho of scores on held-out crops;
 3. degradation ranking on held-out real faces (identity-disjoint from training): fraction of
    correctly ordered (clean, degraded) pairs per degradation for the paper's score, the default
-   score, Laplacian variance and BRISQUE side by side;
+   score, Laplacian variance, BRISQUE and NIQE side by side (NIQE left out, with the reason
+   printed, when its model parameters are not extracted);
 4. scoring speed, crops/s: emulate graph vs float model (and the cpu backend), one run, with
    ratios side by side.
 """
@@ -278,6 +279,11 @@ def run(args: argparse.Namespace) -> dict:
     nonface_scores["Laplacian variance"] = baselines.laplacian_variance(nonface) if len(nonface) else np.zeros(0)
     scores["BRISQUE (negated)"] = _batched(baselines.brisque, rset.crops, "BRISQUE")
     nonface_scores["BRISQUE (negated)"] = baselines.brisque(nonface) if len(nonface) else np.zeros(0)
+    if "niqe" in baselines.BASELINES:
+        scores["NIQE (negated)"] = _batched(baselines.niqe, rset.crops, "NIQE")
+        nonface_scores["NIQE (negated)"] = baselines.niqe(nonface) if len(nonface) else np.zeros(0)
+    else:
+        print(f"   (NIQE left out: {baselines.UNAVAILABLE.get('niqe', 'not in BASELINES')})")
     clean = rset.kind == ranking.CLEAN
     rows = {}
     for name, s in scores.items():

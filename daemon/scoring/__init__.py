@@ -33,10 +33,8 @@ def resolve_scorer_name(requested: str | None, bundle_default: str | None) -> st
         if requested not in SCORERS:
             raise SnapsealError(f"unknown scorer {requested!r}; known: default, {', '.join(SCORERS)}")
         return str(requested)
-    if bundle_default in SCORERS and bundle_default != "paper":
+    if bundle_default in SCORERS:
         return str(bundle_default)
-    # A bundle written before the default score was chosen names "paper" (the bundle writer's
-    # fallback): the measured default wins; "paper" stays available by name.
     return DEFAULT_SCORER
 
 

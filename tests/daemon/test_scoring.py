@@ -45,9 +45,21 @@ def test_factory_builds_the_default_and_the_paper_scorer(default_scorer, paper_s
     assert default_scorer.name == DEFAULT_SCORER
     assert paper_scorer.name == "paper"
     assert default_scorer.model_id == paper_scorer.model_id != ""
-    assert resolve_scorer_name("default", "paper") == DEFAULT_SCORER
+    # the bundle's own choice is honoured; a bundle that names none gets the measured default
+    assert resolve_scorer_name("default", "paper") == "paper"
+    assert resolve_scorer_name("default", None) == DEFAULT_SCORER
     assert resolve_scorer_name(None, "complexity") == "complexity"
     assert resolve_scorer_name("paper", "complexity") == "paper"
+
+
+def test_committed_bundle_names_the_measured_default_with_its_constants():
+    from snapseal.daemon.bundle import load_bundle
+    from snapseal.daemon.scoring.complexity import ComplexityParams
+
+    bundle = load_bundle()
+    assert bundle.default_scorer == DEFAULT_SCORER == "complexity"
+    assert ComplexityParams.from_manifest(bundle.scorers["complexity"], "manifest") == ComplexityParams()
+    assert bundle.scorers["paper"]["samples"] == len(bundle.epsilon)
 
 
 def test_factory_refuses_unknown_names_backends_and_bundles(tmp_path):
