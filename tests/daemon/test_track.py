@@ -97,3 +97,109 @@ def test_motion_model_beats_the_papers_distance_tracker_on_identity_switches():
     distance = metrics_over_seeds(DistanceTracker, frame_step=2)
     assert sum(m.id_switches for m in iou) < sum(m.id_switches for m in distance)
     assert sum(m.exactly_one for m in iou) >= sum(m.exactly_one for m in distance)
+
+
+# --- Crossing walkers (daemon/demo/walkby.py, docs/RESULTS.md "Frame selection on video") ----------
+# Where two paths cross, one face is near the camera (big) and one far behind it (small, hidden
+# for a while). A track must never take the other person's face: its best crop would be sealed
+# as the wrong person.
+
+
+def face(cx: float, cy: float, height: float) -> Detection:
+    half_w, half_h = 0.4 * height, 0.5 * height
+    return Detection(Box(cx - half_w, cy - half_h, cx + half_w, cy + half_h), np.zeros((5, 2), np.float32), 0.99)
+
+
+def hidden_behind(front: Detection, back: Detection) -> bool:
+    """As walkby's ground truth: a face is hidden when a nearer one covers >= 30 % of it."""
+    f, b = front.box, back.box
+    ix = max(0.0, min(f.x2, b.x2) - max(f.x1, b.x1))
+    iy = max(0.0, min(f.y2, b.y2) - max(f.y1, b.y1))
+    return ix * iy / (b.width * b.height) >= 0.3
+
+
+def run_people(tracker, frames):
+    """frames: per frame [(person, detection)] -> (person -> its track ids, track id -> its people)."""
+    people, tracks = {}, {}
+    for index, faces in enumerate(frames):
+        step = tracker.update([d for _, d in faces], index)
+        for (person, _), track_id in zip(faces, step.track_ids):
+            people.setdefault(person, set()).add(track_id)
+            tracks.setdefault(track_id, set()).add(person)
+    return people, tracks
+
+
+def hurried_crossing():
+    """The near walker hurries through motion blur (undetected 6 frames, then 19 px/frame, far
+    ahead of its coasting track) and reappears beside the far walker's track just as it hides
+    the far walker (the demo's walk-by seed 0, track 4, frames 172-177)."""
+    frames, x_near, x_far = [], 230.0, 600.0
+    for i in range(45):
+        x_near += 4.0 if i < 10 else 19.0 if i < 22 else 8.0
+        x_far -= 7.0
+        near, far = face(x_near, 205, 163), face(x_far, 190, 110 + 1.0 * i)
+        faces = []
+        if not 10 <= i < 16:
+            faces.append(("near", near))
+        if not hidden_behind(near, far):
+            faces.append(("far", far))
+        frames.append(faces)
+    return frames
+
+
+def slowing_crossing():
+    """The near walker slows down right where it covers the far one, and is missed for 3 frames;
+    the far walker's last box before hiding is too big (a half-hidden face): its coasting track
+    must keep its size, not grow into the near face and take it (walk-by seed 2, frame 126)."""
+    frames, x_near, x_far = [], 560.0, 150.0
+    for i in range(50):
+        x_near -= 21.0 if i < 14 else 6.0
+        x_far += 5.0
+        near, far = face(x_near, 190, 187), face(x_far, 195, 110 + 0.5 * i)
+        faces = [] if 16 <= i < 19 else [("near", near)]
+        if not hidden_behind(near, far):
+            faces.append(("far", far))
+        frames.append(faces)
+    last_seen = max(i for i, faces in enumerate(frames[:20]) if any(p == "far" for p, _ in faces))
+    b = frames[last_seen][-1][1].box
+    frames[last_seen][-1] = ("far", face((b.x1 + b.x2) / 2, (b.y1 + b.y2) / 2 - 8, b.height * 1.3))
+    return frames
+
+
+def leave_and_enter_at_the_edge():
+    """A near walker slows at the right edge and turns away (undetected); a few frames later a far
+    one enters there, its box inside the standing track's: that track must not take the newcomer
+    (the simulated crowded walk-bys)."""
+    frames = []
+    for i in range(40):
+        faces = []
+        if i < 10:
+            faces.append(("leaving", clipped(face(560 + 3.0 * i, 200, 180))))
+        if i >= 14:
+            faces.append(("entering", clipped(face(660 - 7.0 * (i - 14), 190, 110 + 0.8 * (i - 14)))))
+        frames.append(faces)
+    return frames
+
+
+def clipped(detection: Detection, width: float = 640.0) -> Detection:
+    b = detection.box
+    return Detection(Box(max(b.x1, 0.0), b.y1, min(b.x2, width), b.y2), detection.landmarks, detection.confidence)
+
+
+@pytest.mark.parametrize("scenario", [hurried_crossing, slowing_crossing, leave_and_enter_at_the_edge])
+def test_iou_tracker_keeps_crossing_people_apart(scenario):
+    people, tracks = run_people(IouTracker(), scenario())
+    assert all(len(members) == 1 for members in tracks.values()), tracks  # no track holds two people
+    assert all(len(ids) == 1 for ids in people.values()), people  # nor is anyone split (one record each)
+
+
+def test_a_hidden_face_keeps_its_size_and_coasts():
+    tracker = IouTracker()
+    for i in range(10):
+        tracker.update([face(100 + 5 * i, 200, 100 + 4 * i)], i)  # growing fast: a size velocity
+    (box_before,) = tracker._predicted_boxes(10)
+    for i in range(10, 16):
+        tracker.update([], i)
+    (box_after,) = tracker._predicted_boxes(16)
+    assert box_after[3] - box_after[1] == pytest.approx(box_before[3] - box_before[1], rel=0.02)
+    assert (box_after[0] + box_after[2]) / 2 > (box_before[0] + box_before[2]) / 2 + 20  # but still moves on
