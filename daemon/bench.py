@@ -1,13 +1,24 @@
 """Benchmark: the whole pipeline beside the detector alone, on 640x480 video, in one run.
 
-    python -m snapseal.daemon.bench [--frames 150] [--backend emulate] [--video FILE]
+    python -m snapseal.daemon.bench [--frames 150] [--rounds 3] [--backend emulate] [--video FILE]
+                                    [--scoring worker|inline|both]
 
 Prints detector-only fps (frames decoded beforehand), end-to-end fps (decode, detect, track,
 crop, score, choose, seal, store into a temporary directory), the pipeline's overhead over
-detection alone (target <= 25 %), milliseconds per frame for every stage, and peak RSS. The
-detector-only pass runs before and after the pipeline and the two are averaged, so a change
-in machine load during the run biases neither side. With the ``fpga`` accelerator module
-present, the host-side packing/unpacking of its driver protocol is timed on the run's crops.
+detection alone (target <= 25 %), milliseconds per frame for every stage, and peak RSS.
+
+Each round is one pipeline pass between two detector-only passes (D P D P D ...: neighbouring
+rounds share a detector pass); a round's ratio is its pipeline time over the mean of its two
+detector passes, so a change in machine load biases neither side, and the median round is
+reported (all rounds' ratios are printed too). The scorer is loaded once and warmed up before
+the runs (as the daemon does before READY), like the detector.
+
+Crops are scored on the chooser's worker thread as in the daemon (``--scoring inline``: in the
+frame loop; ``both``: alternate round by round, an A/B on the same machine load). The "score"
+stage is the time the frame loop spent waiting for scores; the scorer's own busy time, which
+on the worker overlaps the other stages, is printed beside it. With the ``fpga`` accelerator
+module present, the host-side packing/unpacking of its driver protocol is timed on the run's
+crops.
 """
 
 from __future__ import annotations
@@ -17,7 +28,9 @@ import logging
 import resource
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +64,35 @@ def fpga_host_side_ms(crops: np.ndarray, repeats: int = 20) -> dict[str, float] 
     return {"batch": float(len(crops)), "pack_ms": pack_ms, "unpack_ms": unpack_ms}
 
 
+@dataclass(frozen=True)
+class Round:
+    """One pipeline pass and the detector-only passes just before and after it."""
+
+    scoring: str  # "worker" or "inline"
+    summary: Any  # pipeline.RunSummary
+    detect_before_s: float
+    detect_after_s: float
+    stats: Any  # choose.ChooserStats
+
+    @property
+    def detect_s(self) -> float:
+        return (self.detect_before_s + self.detect_after_s) / 2.0
+
+    @property
+    def ratio(self) -> float:
+        return self.summary.seconds / self.detect_s
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3, help="pipeline passes, each between two detector-only passes")
     parser.add_argument("--backend", default="emulate", choices=("emulate", "cpu", "fpga"))
     parser.add_argument("--video", type=Path, help="a 640x480 video (default: the demo's walk-by, made if missing)")
+    parser.add_argument("--scoring", default="worker", choices=("worker", "inline", "both"),
+                        help="score on the chooser's worker thread (the daemon's way), in the frame loop, "
+                             "or alternate the two round by round")
     args = parser.parse_args(argv)
 
     import cv2
@@ -64,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     from snapseal.daemon.capture import FileSource, parse_source
     from snapseal.daemon.config import load_config
     from snapseal.daemon.demo.assets import REPO_ROOT
-    from snapseal.daemon.demo.walkby import plan_walkby
     from snapseal.daemon.detect import make_detector
     from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
+    from snapseal.daemon.scoring import load_scorer
     from snapseal.daemon.service import build_pipeline, configure_logging
 
     configure_logging("text", level=logging.WARNING)
@@ -79,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", detector)
     rss_start = peak_rss_mb()
 
-    # Frames decoded up front for the detector-only pass.
+    # Frames decoded up front for the detector-only passes.
     capture = cv2.VideoCapture(str(video))
     frames = []
     while len(frames) < args.frames:
@@ -88,45 +124,63 @@ def main(argv: list[str] | None = None) -> int:
             break
         frames.append(image)
     capture.release()
+    n = len(frames)
     height, width = frames[0].shape[:2]
     detector.detect(frames[0])  # warm-up (sessions, allocations)
-    detect_before = detector_only(detector, frames)
+    scorer = load_scorer(backend=args.backend)  # build_pipeline warms it up, as the daemon does before READY
 
+    modes = ["worker", "inline"] if args.scoring == "both" else [args.scoring]
     crops: list[np.ndarray] = []
+    rounds: list[Round] = []
+    detect_before = detector_only(detector, frames)
     with tempfile.TemporaryDirectory(prefix="snapseal-bench-") as temp:
         pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), Path(temp) / "keys")
-        config = load_config(None, {"store.dir": str(Path(temp) / "store"), "keys.recipient": str(pub),
-                                    "quality.backend": args.backend})
-        source = FileSource(parse_source(str(video)))
-        limited = _Limited(source, len(frames))
-        built = build_pipeline(config, ephemeral_device_key=True, source=limited, detector=detector,
-                               on_scored=lambda _track, scored: crops.append(scored.crop.pixels))
-        summary = built.pipeline.run()
-    detect_after = detector_only(detector, frames)
+        for index in range(max(1, args.rounds)):
+            mode = modes[index % len(modes)]
+            config = load_config(None, {"store.dir": str(Path(temp) / f"store-{index}"), "keys.recipient": str(pub),
+                                        "quality.backend": args.backend})
+            limited = _Limited(FileSource(parse_source(str(video))), n)
+            built = build_pipeline(config, ephemeral_device_key=True, source=limited, detector=detector, scorer=scorer,
+                                   on_scored=(lambda _track, scored: crops.append(scored.crop.pixels)) if index == 0 else None,
+                                   background_scoring=mode == "worker")
+            summary = built.pipeline.run()
+            detect_after = detector_only(detector, frames)
+            rounds.append(Round(mode, summary, detect_before, detect_after, built.pipeline.chooser.stats))
+            detect_before = detect_after
 
-    n = len(frames)
-    detect_s = (detect_before + detect_after) / 2.0
-    detect_fps = n / detect_s
-    overhead = summary.seconds / detect_s - 1.0
+    first = rounds[0].summary
     print(f"snapseal daemon benchmark: {n} frames {width}x{height} of {video.name}, backend {args.backend}, "
-          f"scorer {built.pipeline.chooser.scorer.name}, {summary.detections} detections, "
-          f"{summary.records_written} records")
-    print(f"{'':24}{'fps':>8}{'ms/frame':>10}")
-    print(f"{'detector only':24}{detect_fps:8.2f}{1000 * detect_s / n:10.1f}   (before {n / detect_before:.2f} fps, after {n / detect_after:.2f} fps)")
-    print(f"{'pipeline end to end':24}{summary.fps:8.2f}{1000 * summary.seconds / n:10.1f}")
-    print(f"pipeline / detector time: {summary.seconds / detect_s:.3f}  -> overhead {100 * overhead:+.1f} % "
-          f"(target <= +25 %)")
-    print("per stage, ms/frame:   " + "  ".join(f"{stage} {ms:.2f}" for stage, ms in summary.stage_ms_per_frame.items()))
-    other = 1000 * summary.seconds / n - sum(summary.stage_ms_per_frame.values())
-    print(f"                        (loop and bookkeeping {other:.2f})")
+          f"scorer {scorer.name}, {first.detections} detections, {first.records_written} records; "
+          f"{len(rounds)} round(s), each a pipeline pass between two detector-only passes")
+    print(f"{'round':>5} {'scoring':>8} {'detector fps':>13} {'pipeline fps':>13} {'pipeline/detector':>18}")
+    for index, r in enumerate(rounds, 1):
+        print(f"{index:>5} {r.scoring:>8} {n / r.detect_s:13.2f} {r.summary.fps:13.2f} {r.ratio:18.3f}"
+              f"   (detector before {n / r.detect_before_s:.2f} fps, after {n / r.detect_after_s:.2f} fps)")
+    for mode in modes:
+        mine = sorted((r for r in rounds if r.scoring == mode), key=lambda r: r.ratio)
+        median = mine[len(mine) // 2]  # the median round (upper middle for an even count)
+        summary, stats = median.summary, median.stats
+        print(f"\nscoring {mode} (the daemon's {'way' if mode == 'worker' else 'old way'}), median of {len(mine)} round(s):")
+        print(f"{'':24}{'fps':>8}{'ms/frame':>10}")
+        print(f"{'detector only':24}{n / median.detect_s:8.2f}{1000 * median.detect_s / n:10.1f}")
+        print(f"{'pipeline end to end':24}{summary.fps:8.2f}{1000 * summary.seconds / n:10.1f}")
+        print(f"pipeline / detector time: {median.ratio:.3f}  -> overhead {100 * (median.ratio - 1):+.1f} % (target <= +25 %)"
+              f"; all rounds {', '.join(f'{100 * (r.ratio - 1):+.1f} %' for r in mine)}")
+        print("per stage, ms/frame:   " + "  ".join(f"{stage} {ms:.2f}" for stage, ms in summary.stage_ms_per_frame.items()))
+        other = 1000 * summary.seconds / n - sum(summary.stage_ms_per_frame.values())
+        print(f"                        (loop and bookkeeping {other:.2f})")
+        print(f"scoring: scorer busy {summary.score_busy_ms_per_frame:.2f} ms/frame "
+              f"({1000 * stats.score_seconds / max(stats.crops_scored, 1):.2f} ms/crop, {stats.batches} batches"
+              f"{', on the worker thread, overlapping the stages above' if mode == 'worker' else ', in the frame loop'}); "
+              f"frame loop waited for scores {summary.stage_ms_per_frame['score']:.2f} ms/frame (the score stage)")
     if crops:
         batch = np.stack(crops[:16])
         fpga = fpga_host_side_ms(batch)
         if fpga is not None:
             per_crop = (fpga["pack_ms"] + fpga["unpack_ms"]) / fpga["batch"]
-            print(f"fpga host side (daemon/accel/fpga.py pack/unpack, batch {int(fpga['batch'])}): pack {fpga['pack_ms']:.3f} ms, "
+            print(f"\nfpga host side (daemon/accel/fpga.py pack/unpack, batch {int(fpga['batch'])}): pack {fpga['pack_ms']:.3f} ms, "
                   f"unpack {fpga['unpack_ms']:.3f} ms per batch = {per_crop:.3f} ms per crop; "
-                  f"{summary.detections / n:.2f} crops/frame -> {per_crop * summary.detections / n:.3f} ms/frame")
+                  f"{first.detections / n:.2f} crops/frame -> {per_crop * first.detections / n:.3f} ms/frame")
     print(f"peak RSS: {peak_rss_mb():.0f} MB (at start {rss_start:.0f} MB)")
     return 0
 

@@ -9,6 +9,19 @@ The paper's rule: a track that lasted at least the minimum length always yields 
 however poor. With ``top_k`` > 1 the k best are kept; with ``clip_frames`` = h > 0 the crops
 up to h before and h after the best one are kept with it (the paper's generalization: a short
 clip around the best frame, sealed together).
+
+Scoring runs inline (``background=False``: the caller's thread scores each batch) or on one
+background thread (``background=True``, what the daemon uses): on the board the FPGA computes
+a batch while the ARM cores detect faces in the next frame, and in emulation onnxruntime and
+cv2 release the GIL. Either way the batches are the same and their scores are applied to the
+tracks on the caller's thread, in the order the batches were formed, so both modes keep the
+same crops and see the same ``on_scored`` calls. At most ``max_in_flight`` batches wait for or
+run on the worker; handing over one more first waits for the oldest (back-pressure, bounded
+memory). A track is decided only once every one of its crops is scored; a scorer exception is
+raised on the caller's thread by the call that collects that batch (``add``, ``end_track``,
+``flush`` or ``close``). ``ChooserStats`` keeps the worker's busy time (``score_seconds``)
+apart from the time the caller spent scoring or waiting for scores (``score_wait_seconds``);
+inline the two are the same.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,6 +38,8 @@ import numpy as np
 from snapseal.daemon.scoring.base import Scorer
 from snapseal.daemon.track import TrackInfo
 from snapseal.daemon.types import FaceCrop, ScoredCrop
+
+DEFAULT_MAX_IN_FLIGHT = 2  # batches handed to the worker and not yet collected: one running, one waiting
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,8 @@ class TrackChoice:
 class ChooserStats:
     crops_scored: int = 0
     batches: int = 0
-    score_seconds: float = 0.0
+    score_seconds: float = 0.0  # the scorer busy (on the worker thread when in the background)
+    score_wait_seconds: float = 0.0  # the caller scoring inline or blocked waiting for scores
     tracks_chosen: int = 0
     tracks_too_short: int = 0
     tracks_without_crops: int = 0
@@ -57,31 +74,65 @@ class _TrackCrops:
     history: deque = field(default_factory=deque)  # (seq, FaceCrop): recent crops for the clip
     clip: list[tuple[int, FaceCrop]] = field(default_factory=list)
     scored: int = 0
+    unscored: int = 0  # crops added whose scores are not applied yet (queued or in flight)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    entries: list[tuple[int, int, FaceCrop]]  # (track id, seq, crop), in queue order
+    result: "Future[tuple[np.ndarray, float]]"  # (scores, seconds the scorer took)
 
 
 ScoredCallback = Callable[[int, ScoredCrop], None]
 
 
+def _timed_scores(scorer: Scorer, pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    scores = np.asarray(scorer.score_batch(pixels), dtype=np.float64).reshape(-1)
+    return scores, time.perf_counter() - started
+
+
+def _inline(scorer: Scorer, pixels: np.ndarray) -> "Future[tuple[np.ndarray, float]]":
+    """Score on the calling thread; the outcome (scores or exception) as a finished Future."""
+    future: Future[tuple[np.ndarray, float]] = Future()
+    try:
+        future.set_result(_timed_scores(scorer, pixels))
+    except Exception as error:  # noqa: BLE001 - re-raised by Future.result() when collected
+        future.set_exception(error)
+    return future
+
+
 class CropChooser:
     def __init__(self, scorer: Scorer, top_k: int = 1, clip_frames: int = 0, batch_size: int = 16,
-                 on_scored: ScoredCallback | None = None) -> None:
-        if top_k < 1 or clip_frames < 0 or batch_size < 1:
-            raise ValueError("top_k >= 1, clip_frames >= 0, batch_size >= 1")
+                 on_scored: ScoredCallback | None = None, background: bool = False,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+        if top_k < 1 or clip_frames < 0 or batch_size < 1 or max_in_flight < 1:
+            raise ValueError("top_k >= 1, clip_frames >= 0, batch_size >= 1, max_in_flight >= 1")
         self.scorer = scorer
         self.top_k = top_k
         self.clip_frames = clip_frames
         self.batch_size = batch_size
         self.on_scored = on_scored  # sees every scored crop (the demo draws score curves with it)
+        self.max_in_flight = max_in_flight if background else 1
         self.stats = ChooserStats()
         self._tracks: dict[int, _TrackCrops] = {}
-        self._pending: list[tuple[int, int, FaceCrop]] = []  # (track id, seq, crop)
+        self._pending: list[tuple[int, int, FaceCrop]] = []  # (track id, seq, crop), not handed over yet
+        self._in_flight: deque[_Batch] = deque()  # handed to the scorer, scores not applied yet; oldest first
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapseal-score") if background else None
+
+    @property
+    def background(self) -> bool:
+        return self._executor is not None
 
     def add(self, track_id: int, crop: FaceCrop) -> None:
+        self._collect_finished()
         state = self._tracks.get(track_id)
         if state is None:
-            # A crop can be waiting in the queue while older ones of the track are scored, so
-            # the window must reach back clip_frames behind the oldest unscored crop.
-            state = self._tracks[track_id] = _TrackCrops(history=deque(maxlen=self.clip_frames + self.batch_size + 1))
+            # A crop can be waiting in the queue (or in flight) while older ones of the track are
+            # scored, so the window must reach back clip_frames behind the oldest unscored crop.
+            lag = self.max_in_flight if self.background else 0  # whole batches scored after this one's
+            window = self.clip_frames + (lag + 1) * self.batch_size + 1
+            state = self._tracks[track_id] = _TrackCrops(history=deque(maxlen=window))
         seq = state.next_seq
         state.next_seq += 1
         if self.clip_frames:
@@ -89,23 +140,72 @@ class CropChooser:
             if state.kept and state.clip and seq <= state.kept[0][1] + self.clip_frames and seq > state.clip[-1][0]:
                 state.clip.append((seq, crop))
         self._pending.append((track_id, seq, crop))
+        state.unscored += 1
         if len(self._pending) >= self.batch_size:
-            self.flush()
+            self._hand_over()
 
     def flush(self) -> None:
-        """Score every queued crop now."""
+        """Score every queued crop now and apply every score (waits for the worker)."""
+        self._hand_over()
+        while self._in_flight:
+            self._collect_oldest()
+
+    def close(self) -> None:
+        """Flush, then stop the worker thread (later batches are scored inline). Idempotent."""
+        try:
+            self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    def __enter__(self) -> "CropChooser":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _hand_over(self) -> None:
+        """The queued crops become one batch for the scorer (waiting first if too many are in flight)."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
-        pixels = np.stack([crop.pixels for _, _, crop in pending]).astype(np.uint8, copy=False)
+        while len(self._in_flight) >= self.max_in_flight:  # back-pressure: memory stays bounded
+            self._collect_oldest()  # (if its batch failed, the queued crops stay queued)
+        entries, self._pending = self._pending, []
+        pixels = np.stack([crop.pixels for _, _, crop in entries]).astype(np.uint8, copy=False)
         started = time.perf_counter()
-        scores = np.asarray(self.scorer.score_batch(pixels), dtype=np.float64).reshape(-1)
-        self.stats.score_seconds += time.perf_counter() - started
-        if scores.shape[0] != len(pending):
-            raise RuntimeError(f"scorer {self.scorer.name} returned {scores.shape[0]} scores for {len(pending)} crops")
+        if self._executor is None:
+            result = _inline(self.scorer, pixels)
+        else:
+            result = self._executor.submit(_timed_scores, self.scorer, pixels)
+        self.stats.score_wait_seconds += time.perf_counter() - started
+        self._in_flight.append(_Batch(entries, result))
+        if self._executor is None:
+            self._collect_oldest()
+
+    def _collect_finished(self) -> None:
+        """Apply the scores of batches the worker has finished, oldest first, without waiting."""
+        while self._in_flight and self._in_flight[0].result.done():
+            self._collect_oldest()
+
+    def _collect_oldest(self) -> None:
+        """Wait for the oldest batch in flight and apply its scores (or raise its scorer's error)."""
+        batch = self._in_flight.popleft()
+        started = time.perf_counter()
+        try:
+            scores, seconds = batch.result.result()
+        finally:
+            self.stats.score_wait_seconds += time.perf_counter() - started
+            for track_id, _, _ in batch.entries:
+                state = self._tracks.get(track_id)
+                if state is not None:
+                    state.unscored -= 1  # scored or lost with its batch: not waited for again
+        self.stats.score_seconds += seconds
+        if scores.shape[0] != len(batch.entries):
+            raise RuntimeError(f"scorer {self.scorer.name} returned {scores.shape[0]} scores for {len(batch.entries)} crops")
         self.stats.batches += 1
-        self.stats.crops_scored += len(pending)
-        for (track_id, seq, crop), score in zip(pending, scores):
+        self.stats.crops_scored += len(batch.entries)
+        for (track_id, seq, crop), score in zip(batch.entries, scores):
             scored = ScoredCrop(crop=crop, score=float(score), scorer=self.scorer.name)
             state = self._tracks.get(track_id)
             if state is None:
@@ -129,9 +229,15 @@ class CropChooser:
             state.clip = [(s, c) for s, c in state.history if seq - self.clip_frames <= s <= seq + self.clip_frames]
 
     def end_track(self, track: TrackInfo) -> TrackChoice | None:
-        """The track is over: its choice if it was long enough, else None. Frees its crops."""
-        if track.track_id in {track_id for track_id, _, _ in self._pending}:
-            self.flush()
+        """The track is over: its choice if it was long enough, else None. Frees its crops.
+
+        Waits until every crop of the track is scored (its queued crops are handed over now)."""
+        state = self._tracks.get(track.track_id)
+        if state is not None and state.unscored:
+            if any(track_id == track.track_id for track_id, _, _ in self._pending):
+                self._hand_over()
+            while state.unscored and self._in_flight:
+                self._collect_oldest()
         state = self._tracks.pop(track.track_id, None)
         if not track.long_enough:
             self.stats.tracks_too_short += 1

@@ -101,9 +101,14 @@ def crop_transform(detection: Detection, variant: str = DEFAULT_VARIANT, size: i
     )
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
+def _check_frame(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
         raise SnapsealError("crop: the frame must be a non-empty uint8 image array")
+    return image
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    _check_frame(image)
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[2] == 3:
@@ -111,6 +116,28 @@ def _gray(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
     raise SnapsealError(f"crop: the frame must be H x W (x 3|4), got shape {image.shape}")
+
+
+def _padding(lo: int, hi: int, size: int) -> tuple[int, int, int, int]:
+    """The frame's [start, stop) inside [lo, hi) along one axis (at least its nearest pixel) and
+    how many replicated pixels go before and after it: together exactly hi - lo pixels."""
+    start = min(max(lo, 0), size - 1)
+    stop = max(min(hi, size), start + 1)
+    before = min(max(start - lo, 0), (hi - lo) - (stop - start))
+    return start, stop, before, (hi - lo) - (stop - start) - before
+
+
+def _replicated_region(image: np.ndarray, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> np.ndarray:
+    """Gray pixels [y_lo, y_hi) x [x_lo, x_hi) of the frame, the border repeated outside it:
+    the same as indexing with clipped coordinates, but only the part inside the frame is read
+    (a slice) and converted to gray."""
+    height, width = _check_frame(image).shape[:2]
+    x0, x1, left, right = _padding(x_lo, x_hi, width)
+    y0, y1, top, bottom = _padding(y_lo, y_hi, height)
+    region = _gray(image[y0:y1, x0:x1])
+    if left or right or top or bottom:
+        region = cv2.copyMakeBorder(region, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return region
 
 
 def warp_region(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
@@ -127,9 +154,7 @@ def warp_region(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     x_lo, y_lo = np.clip(np.floor(frame_corners.min(axis=0)) - 2, limits_lo, limits_hi)
     x_hi, y_hi = np.clip(np.ceil(frame_corners.max(axis=0)) + 2, limits_lo, limits_hi)
     x_lo, y_lo, x_hi, y_hi = int(x_lo), int(y_lo), max(int(x_hi), int(x_lo) + 1), max(int(y_hi), int(y_lo) + 1)
-    rows = np.clip(np.arange(y_lo, y_hi), 0, height - 1)
-    cols = np.clip(np.arange(x_lo, x_hi), 0, width - 1)
-    region = _gray(image[rows[:, None], cols[None, :]])
+    region = _replicated_region(image, x_lo, y_lo, x_hi, y_hi)
     scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))  # crop pixels per frame pixel
     to_region = np.array([[1.0, 0.0, -x_lo], [0.0, 1.0, -y_lo], [0.0, 0.0, 1.0]])
     if scale < 1.0:

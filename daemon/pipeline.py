@@ -5,6 +5,11 @@ from the config), so each stage can be swapped or faked in tests. It times every
 expired records every few minutes while running, and on stop (end of a file, or a stop event
 set by SIGTERM) stops capturing, scores what is queued, seals the best crop of every open track
 that met the minimum length, and returns a per-track summary.
+
+Scoring may run on the chooser's worker thread (``CropChooser(background=True)``, what the
+daemon builds): then the "score" stage is the time this loop spent waiting for scores (back-
+pressure, a track ending before its crops were scored), so the stages still add up to the
+run's time, and ``RunSummary.score_busy_ms_per_frame`` is the scorer's own busy time beside it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class RunSummary:
     seconds: float = 0.0
     detections: int = 0
     stage_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    score_busy_ms_per_frame: float = 0.0  # the scorer's busy time (on the worker: overlaps the stages)
     capture: dict[str, Any] = field(default_factory=dict)
     tracks: list[TrackSummary] = field(default_factory=list)
     records_written: int = 0
@@ -90,6 +96,7 @@ class RunSummary:
             "detections": self.detections, "records_written": self.records_written,
             "records_purged": self.records_purged, "stopped_by_signal": self.stopped_by_signal,
             "stage_ms_per_frame": {k: round(v, 3) for k, v in self.stage_ms_per_frame.items()},
+            "score_busy_ms_per_frame": round(self.score_busy_ms_per_frame, 3),
             "capture": self.capture,
             "tracks": [t.__dict__ for t in self.tracks],
         }
@@ -137,13 +144,17 @@ class Pipeline:
             # Stop capturing first, then decide every open track: nothing that met the minimum
             # length is lost on shutdown.
             self.source.close()
-            for info in self.tracker.finish():
-                self._finish_track(info)
+            try:
+                for info in self.tracker.finish():
+                    self._finish_track(info)
+            finally:
+                self._choose(self.chooser.close)  # every score collected, the worker thread stopped
             close_sink = getattr(self.sink, "close", None)
             if close_sink is not None:
                 close_sink()
             self.summary.seconds = time.perf_counter() - started
             self.summary.stage_ms_per_frame = self.times.per_frame_ms(self.summary.frames)
+            self.summary.score_busy_ms_per_frame = 1000.0 * self.chooser.stats.score_seconds / max(self.summary.frames, 1)
             self.summary.capture = self.source.stats.as_dict()
             self.summary.tracks.sort(key=lambda t: t.track_id)
         return self.summary
@@ -170,15 +181,17 @@ class Pipeline:
             self._finish_track(info)
 
     def _choose(self, work: Callable[[], Any]) -> Any:
-        """Run chooser work; book scoring under "score" and the rest under "choose"."""
-        score_before = self.chooser.stats.score_seconds
+        """Run chooser work; book scoring (inline, or waiting for the worker) under "score" and
+        the rest under "choose"."""
+        wait_before = self.chooser.stats.score_wait_seconds
         t0 = time.perf_counter()
-        result = work()
-        elapsed = time.perf_counter() - t0
-        scored = self.chooser.stats.score_seconds - score_before
-        self.times.add("score", scored)
-        self.times.add("choose", elapsed - scored)
-        return result
+        try:
+            return work()
+        finally:
+            elapsed = time.perf_counter() - t0
+            scored = self.chooser.stats.score_wait_seconds - wait_before
+            self.times.add("score", scored)
+            self.times.add("choose", elapsed - scored)
 
     def _finish_track(self, info: TrackInfo) -> None:
         choice = self._choose(lambda: self.chooser.end_track(info))

@@ -27,6 +27,7 @@ from snapseal.daemon.choose import CropChooser, TrackChoice
 from snapseal.daemon.config import Config, require
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.pipeline import Pipeline, RunSummary
+from snapseal.daemon.scoring.base import warm_up
 
 log = logging.getLogger("snapseal.service")
 
@@ -243,8 +244,13 @@ class BuiltPipeline:
 def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: Any = None,
                    detector: Any = None, scorer: Any = None,
                    on_scored: Callable[[int, Any], None] | None = None,
-                   on_choice: Callable[[TrackChoice, list[str]], None] | None = None) -> BuiltPipeline:
-    """Every stage from the config. ``source``/``detector``/``scorer`` may be passed in (tests, bench)."""
+                   on_choice: Callable[[TrackChoice, list[str]], None] | None = None,
+                   background_scoring: bool = True) -> BuiltPipeline:
+    """Every stage from the config. ``source``/``detector``/``scorer`` may be passed in (tests, bench).
+
+    The scorer is warmed up (sessions built) before the pipeline exists, and crops are scored on
+    the chooser's worker thread, overlapping the next frame's detection; ``background_scoring=
+    False`` scores inline in the frame loop (same results; the benchmark compares the two)."""
     from snapseal.daemon.capture import open_source
     from snapseal.daemon.crop import make_face_crop
     from snapseal.daemon.keys import load_investigator_public
@@ -268,6 +274,7 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
             from snapseal.daemon.scoring import load_scorer
 
             scorer = load_scorer(config.quality.bundle, backend=config.quality.backend, scorer=config.quality.scorer_name)
+        warm_up(scorer)
         if detector is None:
             from snapseal.daemon.detect import make_detector
 
@@ -277,7 +284,7 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
         raise
     tracker = make_tracker(config.tracker.kind, config.tracker.max_age_frames, config.tracker.min_length_frames)
     chooser = CropChooser(scorer, top_k=config.quality.top_k, clip_frames=config.quality.clip_frames,
-                          batch_size=config.quality.batch_size, on_scored=on_scored)
+                          batch_size=config.quality.batch_size, on_scored=on_scored, background=background_scoring)
 
     def cropper(frame, detection):
         return make_face_crop(frame, detection)

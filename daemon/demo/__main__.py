@@ -84,7 +84,8 @@ def run_one(name: str, video: Path, out: Path, keys: tuple[Path, Path, Path], ba
     summary = run_service(built)
     print(format_track_table(summary.tracks))
     stages = "  ".join(f"{k} {v:.1f}" for k, v in summary.stage_ms_per_frame.items())
-    print(f"{summary.frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} fps; ms/frame: {stages}")
+    print(f"{summary.frames} frames in {summary.seconds:.1f} s = {summary.fps:.1f} fps; ms/frame: {stages} "
+          f"(scorer busy {summary.score_busy_ms_per_frame:.1f} on its worker thread)")
     return {"name": name, "store": store, "summary": summary, "crops": crops_by_track, "kept": kept_by_track,
             "scorer": scorer_name}
 

@@ -19,3 +19,13 @@ class Scorer(Protocol):
     def score_batch(self, crops: np.ndarray) -> np.ndarray:
         """crops: N x 64 x 64 uint8 -> N float64 scores (higher is better)."""
         ...
+
+
+def warm_up(scorer: Scorer) -> None:
+    """Score one synthetic, non-uniform crop now (the daemon does it before READY).
+
+    Backends build their sessions on first use (the emulation's onnxruntime graph takes about
+    a second); done here, that happens at start instead of stalling the first face's frame
+    (and the systemd watchdog), and a bundle whose outputs cannot be scored fails at start."""
+    ramp = np.add.outer(np.arange(64), np.arange(64)) * 2  # 0..252: a smooth, non-uniform crop
+    scorer.score_batch(ramp.astype(np.uint8)[None])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from snapseal.daemon.choose import CropChooser
+from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.track import TrackInfo
 from snapseal.daemon.types import Box, Detection, FaceCrop
 
@@ -134,3 +137,165 @@ def test_scorer_returning_the_wrong_count_is_an_error():
     chooser.add(1, crop(1, 0))
     with pytest.raises(RuntimeError, match="returned 3 scores for 2 crops"):
         chooser.add(1, crop(1, 1))
+
+
+# ---------------------------------------------------------------- scoring on the worker thread
+
+
+class SlowMeanScorer(MeanScorer):
+    """MeanScorer that takes a little (random) time, and notes the thread it ran on."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.rng = np.random.default_rng(seed)
+        self.threads: set[str] = set()
+
+    def score_batch(self, crops: np.ndarray) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(float(self.rng.uniform(0.0, 0.004)))
+        return super().score_batch(crops)
+
+
+def replay(chooser: CropChooser, seed: int) -> list:
+    """Interleaved tracks that start and end at random frames (some too short); every choice."""
+    rng = np.random.default_rng(seed)
+    open_tracks: dict[int, int] = {}
+    choices, next_id = [], 1
+    for frame in range(300):
+        if rng.random() < 0.08 or not open_tracks:
+            open_tracks[next_id] = 0
+            next_id += 1
+        for track_id in list(open_tracks):
+            if rng.random() < 0.85:  # a missed detection now and then
+                chooser.add(track_id, crop(rng.integers(0, 256), frame))
+                open_tracks[track_id] += 1
+            if rng.random() < 0.04:
+                hits = open_tracks.pop(track_id)
+                choices.append(chooser.end_track(info(track_id, max(hits, 1), long_enough=hits >= 3)))
+    for track_id, hits in open_tracks.items():
+        choices.append(chooser.end_track(info(track_id, max(hits, 1), long_enough=hits >= 3)))
+    chooser.close()
+    return choices
+
+
+def describe(choice):
+    if choice is None:
+        return None
+    return (choice.track.track_id, [(s.score, s.crop.frame_index) for s in choice.kept],
+            [c.frame_index for c in choice.clip], choice.crops_scored)
+
+
+@pytest.mark.parametrize("batch_size,top_k,clip_frames", [(1, 1, 0), (4, 1, 2), (16, 3, 3), (7, 2, 5)])
+def test_the_worker_thread_chooses_exactly_what_inline_scoring_chooses(batch_size, top_k, clip_frames):
+    outcomes = []
+    for background in (False, True):
+        scorer = SlowMeanScorer(seed=batch_size)
+        seen: list = []
+        chooser = CropChooser(scorer, top_k=top_k, clip_frames=clip_frames, batch_size=batch_size, background=background,
+                              on_scored=lambda track_id, s: seen.append((track_id, s.crop.frame_index, s.score)))
+        choices = replay(chooser, seed=batch_size + top_k)
+        outcomes.append(([describe(c) for c in choices], seen, scorer.batches, chooser.stats.crops_scored))
+        assert (threading.main_thread().name in scorer.threads) == (not background)
+    assert outcomes[0] == outcomes[1]  # same choices, same crops scored in the same order, same batches
+    assert any(c is not None for c in outcomes[0][0])
+
+
+def test_a_track_is_decided_only_after_all_its_crops_are_scored():
+    scorer = SlowMeanScorer()
+    with CropChooser(scorer, batch_size=3, background=True) as chooser:
+        for frame in range(10):
+            chooser.add(1, crop(100 + frame, frame))  # three batches handed over, one crop still queued
+        choice = chooser.end_track(info(1, 10))
+        assert choice.crops_scored == 10 and choice.best.score == 109.0
+        assert scorer.batches == [3, 3, 3, 1]
+
+
+def test_the_worker_applies_back_pressure():
+    gate = threading.Event()
+
+    class Gated(MeanScorer):
+        def score_batch(self, crops):
+            gate.wait(10.0)
+            return super().score_batch(crops)
+
+    chooser = CropChooser(Gated(), batch_size=1, background=True, max_in_flight=2)
+    added = []
+
+    def producer():
+        for frame in range(6):
+            chooser.add(1, crop(frame, frame))
+            added.append(frame)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    time.sleep(0.3)
+    assert added == [0, 1]  # the third batch waits for the first: at most 2 in flight
+    gate.set()
+    thread.join(10.0)
+    assert added == list(range(6))
+    assert chooser.end_track(info(1, 6)).best.score == 5.0
+    chooser.close()
+
+
+def test_a_scorer_error_on_the_worker_is_raised_in_the_callers_thread():
+    class FailsOnce(MeanScorer):
+        def score_batch(self, crops):
+            if not self.batches:
+                self.batches.append(-1)
+                raise SnapsealError("non-finite score from the accelerator")
+            return super().score_batch(crops)
+
+    chooser = CropChooser(FailsOnce(), batch_size=2, background=True)
+    with pytest.raises(SnapsealError, match="non-finite"):  # raised by the call that collects the batch
+        chooser.add(1, crop(10, 0))
+        chooser.add(1, crop(20, 1))  # the failing batch, handed to the worker
+        time.sleep(0.2)
+        chooser.add(2, crop(30, 2))
+    chooser.add(2, crop(40, 3))
+    # The failed batch's crops are lost (as when scoring inline); the chooser goes on.
+    assert chooser.end_track(info(1, 2)) is None
+    assert chooser.end_track(info(2, 2)).best.score == 40.0
+    chooser.close()
+    chooser.close()  # idempotent; later work is scored inline
+    chooser.add(3, crop(50, 4))
+    assert chooser.end_track(info(3, 1)).best.score == 50.0
+
+
+def test_waiting_for_the_worker_is_timed_apart_from_its_busy_time():
+    class Slow(MeanScorer):
+        def score_batch(self, crops):
+            time.sleep(0.05)
+            return super().score_batch(crops)
+
+    with CropChooser(Slow(), batch_size=1, background=True) as chooser:
+        chooser.add(1, crop(1, 0))
+        time.sleep(0.1)  # the caller does other work while the batch is scored
+        chooser.add(1, crop(2, 1))
+        chooser.end_track(info(1, 2))
+    assert chooser.stats.score_seconds >= 0.1
+    assert chooser.stats.score_wait_seconds < chooser.stats.score_seconds - 0.03
+
+    inline = CropChooser(Slow(), batch_size=1)
+    inline.add(1, crop(1, 0))
+    assert inline.stats.score_wait_seconds >= inline.stats.score_seconds >= 0.05
+
+
+def test_a_batch_failing_during_back_pressure_leaves_the_queued_crops_queued():
+    gate = threading.Event()
+
+    class FirstFailsLate(MeanScorer):
+        def score_batch(self, crops):
+            if not self.batches:
+                self.batches.append(-1)
+                gate.wait(10.0)
+                raise SnapsealError("fpga backend: odma0 did not finish within 5.0 s")
+            return super().score_batch(crops)
+
+    chooser = CropChooser(FirstFailsLate(), batch_size=1, background=True, max_in_flight=1)
+    chooser.add(1, crop(7, 0))  # handed over; the worker fails it once the gate opens
+    threading.Timer(0.1, gate.set).start()
+    with pytest.raises(SnapsealError, match="did not finish"):
+        chooser.add(1, crop(9, 1))  # queued, then waits for the failing batch (back-pressure)
+    choice = chooser.end_track(info(1, 2))
+    assert choice.best.score == 9.0 and choice.crops_scored == 1
+    chooser.close()

@@ -234,3 +234,28 @@ def _to_ints(tail, values):
         elif op["op"] == "transpose":
             x = np.transpose(x, np.argsort(op["perm"]))
     return np.round(x).astype(np.int64)
+
+
+def test_fpga_backend_scores_on_the_choosers_worker_thread_as_inline(tmp_path):
+    """The daemon scores on the chooser's worker thread: the fpga path (pack, registers, poll,
+    unpack) gives there the scores and choices it gives in the caller's thread."""
+    from snapseal.daemon.choose import CropChooser
+    from snapseal.daemon.scoring.complexity import ComplexityScorer
+    from snapseal.daemon.track import TrackInfo
+    from snapseal.daemon.types import Box, Detection, FaceCrop
+
+    settings = synthetic_settings()
+    rng = np.random.default_rng(4)
+    crops = rng.integers(0, 256, (40, 64, 64), dtype=np.uint8)
+    detection = Detection(Box(0, 0, 10, 10), np.zeros((5, 2), np.float32), 0.99)
+    outcomes = []
+    for background in (False, True):
+        accel = fpga.FpgaAccelerator(fake_bundle(tmp_path, settings), device=FakeDevice(settings, synthetic_compute))
+        scored = []
+        with CropChooser(ComplexityScorer(accel, "synthetic"), batch_size=6, background=background,
+                         on_scored=lambda track_id, s: scored.append((track_id, s.score))) as chooser:
+            for index, pixels in enumerate(crops):
+                chooser.add(index % 2, FaceCrop(pixels, detection, index, float(index)))
+            choices = [chooser.end_track(TrackInfo(track_id, 0, 39, 20, True)) for track_id in (0, 1)]
+        outcomes.append(([(c.best.score, c.best.crop.frame_index) for c in choices], scored))
+    assert outcomes[0] == outcomes[1] and len(outcomes[0][1]) == 40

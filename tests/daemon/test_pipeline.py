@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,70 @@ def test_expired_records_are_purged_while_running(walkby, keys, tmp_path):
     _, summary, _ = run_pipeline(walkby, keys, tmp_path)
     assert summary.records_purged == 1
     assert len(list_headers(tmp_path / "store")) == N_PEOPLE  # the old one went, today's stayed
+
+
+def test_scoring_on_the_worker_thread_gives_the_records_of_inline_scoring(walkby, keys, tmp_path):
+    plan, video = walkby
+    outcomes = []
+    for background in (False, True):
+        store = tmp_path / f"store-{background}"
+        config = load_config(None, {"camera.source": str(video), "store.dir": str(store), "keys.recipient": str(keys[0]),
+                                    "quality.top_k": 2, "quality.clip_frames": 2, "quality.batch_size": 8})
+        scored: list = []
+        built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=SharpnessScorer(),
+                               on_scored=lambda track_id, s: scored.append((track_id, s.crop.frame_index, s.score)),
+                               background_scoring=background)
+        assert built.pipeline.chooser.background == background
+        summary = built.pipeline.run()
+        records = sorted(open_all(store, keys[1]), key=lambda r: r.meta.track_id)
+        outcomes.append((
+            [(t.track_id, t.frames, t.best_score, t.best_frame, t.sealed, t.reason) for t in summary.tracks],
+            [(r.meta.track_id, r.meta.score, r.meta.box, [(i.role, i.score, i.pixels.tobytes()) for i in r.images])
+             for r in records],
+            scored,
+        ))
+        assert summary.score_busy_ms_per_frame > 0 and "score" in summary.stage_ms_per_frame
+        assert not any(t.name.startswith("snapseal-score") for t in threading.enumerate())  # the worker stopped
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0][1]) == N_PEOPLE
+
+
+def test_a_scorer_error_on_the_worker_stops_the_run_with_that_error(walkby, keys, tmp_path):
+    from snapseal.daemon.errors import SnapsealError
+
+    class BreaksAfterTwoBatches(SharpnessScorer):
+        calls = 0
+
+        def score_batch(self, crops):
+            self.calls += 1
+            if self.calls > 3:  # one warm-up call, two good batches
+                raise SnapsealError("complexity scorer: non-finite score from the accelerator (test)")
+            return super().score_batch(crops)
+
+    plan, video = walkby
+    config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),
+                                "keys.recipient": str(keys[0])})
+    built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=BreaksAfterTwoBatches())
+    with pytest.raises(SnapsealError, match="non-finite"):
+        built.pipeline.run()
+    assert built.pipeline.summary.frames < plan.n_frames  # stopped by the error, not by the end of the file
+    assert not any(t.name.startswith("snapseal-score") for t in threading.enumerate())
+
+
+def test_the_scorer_is_warmed_up_before_the_first_frame(walkby, keys, tmp_path):
+    class Counting(SharpnessScorer):
+        def __init__(self):
+            self.batches = []
+
+        def score_batch(self, crops):
+            self.batches.append(crops.copy())
+            return super().score_batch(crops)
+
+    plan, video = walkby
+    config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),
+                                "keys.recipient": str(keys[0])})
+    scorer = Counting()
+    built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=scorer)
+    built.pipeline.source.close()
+    assert len(scorer.batches) == 1 and scorer.batches[0].shape == (1, 64, 64)
+    assert np.ptp(scorer.batches[0]) > 2  # not a uniform crop: a real scorer runs its accelerator on it
