@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import Frame
@@ -92,6 +92,22 @@ def open_video_capture(spec: SourceSpec) -> Any:
 
 
 CaptureFactory = Callable[[SourceSpec], Any]
+
+
+def read_video_frames(path: str | Path) -> Iterator[Any]:
+    """Every frame of a video file, in order (BGR arrays): for offline tools (evaluation, tracker
+    measurement, estimator research), not the daemon's loop, which reads through ``FileSource``."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        capture.release()
 
 
 @dataclass

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from snapseal.daemon.config import DetectorConfig, TrackerConfig
+from snapseal.daemon.capture import read_video_frames
 from snapseal.daemon.crop import crop_face
 from snapseal.daemon.detect import make_detector
 from snapseal.daemon.track import make_tracker
@@ -74,16 +75,7 @@ def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress
     return [tracks[i] for i in sorted(tracks) if i in long_enough]
 
 
-def read_video(path: Path) -> Iterator[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield frame
-    finally:
-        capture.release()
+read_video = read_video_frames  # the one frame reader (daemon/capture.py)
 
 
 @dataclass

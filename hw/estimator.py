@@ -58,15 +58,9 @@ def video_tracks(frames, detector, min_length: int = 5) -> list[np.ndarray]:
 
 
 def read_video(path: Path):
-    import cv2
+    from snapseal.daemon.capture import read_video_frames
 
-    capture = cv2.VideoCapture(str(path))
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        yield frame
-    capture.release()
+    return read_video_frames(path)
 
 
 def real_video_tracks(walkby_seeds: int) -> dict[str, list[np.ndarray]]:

@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from snapseal.daemon.capture import read_video_frames
 from snapseal.daemon.demo.walkby import TruthBox, WalkbyPlan, plan_walkby
 from snapseal.daemon.track import DistanceTracker, IouTracker, Tracker, iou_matrix
 from snapseal.daemon.types import Box, Detection
@@ -194,24 +195,10 @@ def video_table(seeds: Iterable[int], max_age: int, min_length: int, width: int,
         with tempfile.TemporaryDirectory() as tmp:
             video = write_video(plan, patches, Path(tmp) / f"walkby_{width}x{height}_seed{seed}.avi")
             detections = {index: label_detections(by_frame.get(index, []), detector.detect(image))
-                          for index, image in enumerate(_read_frames(video))}
+                          for index, image in enumerate(read_video_frames(video))}
         for name, tracker_cls in TRACKERS.items():
             totals[name].add(evaluate(tracker_cls(max_age, min_length), detections, min_length))
     return [("real detector on rendered video", name, metrics) for name, metrics in totals.items()]
-
-
-def _read_frames(path) -> Iterable[np.ndarray]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                return
-            yield image
-    finally:
-        capture.release()
 
 
 def format_table(rows: Sequence[tuple[str, str, TrackMetrics]]) -> str:
