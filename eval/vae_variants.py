@@ -18,6 +18,21 @@ import numpy as np
 from snapseal.daemon.accel.base import Latent, PixelDist
 from snapseal.eval.methods import MethodSet, QualityMethod, _batched
 
+def _ablation_params() -> dict:
+    """Ablations of the default score (issue 6): which of its terms buys the ERC gain."""
+    from dataclasses import replace
+
+    from snapseal.daemon.scoring.complexity import ComplexityParams
+
+    shipped = ComplexityParams()
+    return {
+        "ablation: default without the sharpness term": replace(shipped, sharpness_weight=0.0),
+        "ablation: previous default (s0 3, w_noise 1.5, c0 40, no sharpness)": ComplexityParams(
+            noise_floor=3.0, noise_weight=1.5, contrast_floor=40.0, exposure_weight=1.0, sharpness_weight=0.0),
+    }
+
+
+ABLATION_PARAMS = _ablation_params()
 DEFAULT_FLOAT_CHECKPOINT = Path(__file__).resolve().parents[1] / "build" / "train" / "float" / "last.pt"
 
 
@@ -129,6 +144,11 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms")
     add(f"VAE default score ({default_name}), 4-bit weights, float activations (cpu)",
         lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path")
+    # Ablations (issue 6): the default's constants with one term removed, and the previous default.
+    for label, ablation in ABLATION_PARAMS.items():
+        add(f"VAE {label}, 4-bit, emulate",
+            lambda c=ablation: ComplexityScorer(make_accelerator("emulate", bundle), bundle.model_id, c),
+            f"ablation: {ablation}")
     add("VAE paper log RP L=10, 4-bit, emulate", lambda: load_scorer(bundle_dir, "emulate", "paper"),
         "the paper's score, L = 10 decoder passes with the bundle's epsilon table")
     add("VAE paper log p(x|mu_z), 4-bit, emulate = FPGA estimator",

@@ -192,6 +192,13 @@ def _contrast_penalty(f, p):
     return N_PIX * np.maximum(0.0, np.log2(p["contrast0"] / np.maximum(f["contrast"], 1.0)))
 
 
+def _sharpness_bonus(f, p):
+    """Bits for the crop's own sharpness: w_sharp 4096 log2(var(Laplacian)). Identity-light
+    (Laplacian variance's identity share is about a third of the VAE term's), so it mainly moves
+    blurred crops down ACROSS people, which the within-person test cannot see."""
+    return p["w_sharp"] * N_PIX * np.log2(np.maximum(f["lapvar"], 1e-3))
+
+
 def _complexity(f, ll="ll_mean"):
     return _bits(f[ll]) + f["png_bits"]
 
@@ -201,6 +208,7 @@ SIGMA0_FLAT = (1.0, 1.5, 2.0, 3.0, 4.0)
 W_NOISE = (1.0, 1.5, 2.0)
 DARK0 = (60.0, 80.0, 100.0, 120.0)
 CONTRAST0 = (20.0, 30.0, 40.0, 50.0)
+W_SHARP = (0.0, 0.125, 0.25, 0.375, 0.5)  # 0 = the formula without the sharpness term
 
 CANDIDATES: dict[str, Candidate] = {
     "paper log RP (L=10)": ("log RP", {}, lambda f, p: f["log_rp"]),
@@ -240,6 +248,11 @@ CANDIDATES: dict[str, Candidate] = {
         "bits(log p) + PNG bits - w 4096 log2(max(flat noise, s0)/s0) - 4096 max(0, log2(c0 / std))",
         {"sigma0": SIGMA0_FLAT, "w_noise": W_NOISE, "contrast0": CONTRAST0},
         lambda f, p: _complexity(f) - _flat_noise_penalty(f, p) - _contrast_penalty(f, p),
+    ),
+    "complexity + flat-noise + contrast + sharpness": (
+        "the default + w_sharp 4096 log2(var(Laplacian))",
+        {"sigma0": SIGMA0_FLAT, "w_noise": W_NOISE, "contrast0": CONTRAST0, "w_sharp": W_SHARP},
+        lambda f, p: _complexity(f) - _flat_noise_penalty(f, p) - _contrast_penalty(f, p) + _sharpness_bonus(f, p),
     ),
     "no VAE: PNG - noise - dark": (
         "PNG bits - noise bits - dark bits (ablation: the VAE term removed)",
@@ -294,8 +307,9 @@ def shipped_default_fractions(feats: dict[str, np.ndarray], rset: ranking.Rankin
     from snapseal.daemon.scoring.complexity import ComplexityParams
 
     shipped = ComplexityParams()
-    params = {"sigma0": shipped.noise_floor, "w_noise": shipped.noise_weight, "contrast0": shipped.contrast_floor}
-    scores = CANDIDATES["complexity + flat-noise + contrast"][2](feats, params)
+    params = {"sigma0": shipped.noise_floor, "w_noise": shipped.noise_weight, "contrast0": shipped.contrast_floor,
+              "w_sharp": shipped.sharpness_weight}
+    scores = CANDIDATES["complexity + flat-noise + contrast + sharpness"][2](feats, params)
     return {"params": params, "fractions": ranking.pair_fractions(scores, rset)}
 
 
@@ -306,7 +320,7 @@ def _objective(fractions: dict[str, float]) -> tuple[float, float]:
 
 def _needs(fn, feats) -> list[str]:
     try:
-        fn(feats, {"sigma0": 1.0, "dark0": 1.0, "contrast0": 1.0})
+        fn(feats, {"sigma0": 1.0, "dark0": 1.0, "contrast0": 1.0, "w_sharp": 0.0})
         return []
     except KeyError as exc:
         return [str(exc.args[0])]

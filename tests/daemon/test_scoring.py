@@ -79,6 +79,13 @@ def test_bad_scorer_constants_in_the_manifest_are_refused():
     assert ComplexityParams.from_manifest({"noise_floor": 2, "formula": "text"}, "m").noise_floor == 2.0
 
 
+def test_a_manifest_from_before_the_sharpness_term_scores_without_it():
+    old = {"noise_floor": 3.0, "noise_weight": 1.5, "contrast_floor": 40.0, "exposure_weight": 1.0}
+    assert ComplexityParams.from_manifest(old, "m").sharpness_weight == 0.0
+    assert ComplexityParams.from_manifest({**old, "sharpness_weight": 0.25}, "m").sharpness_weight == 0.25
+    assert ComplexityParams().sharpness_weight > 0  # the measured default uses it
+
+
 @pytest.mark.parametrize("name", ["default", "paper"])
 def test_scores_are_deterministic_and_finite(name, default_scorer, paper_scorer):
     scorer = default_scorer if name == "default" else paper_scorer
@@ -105,11 +112,36 @@ def test_paper_scorer_is_likelihood_log_rp(paper_scorer):
 def test_default_score_is_the_sum_of_its_components(default_scorer):
     crops = _textured_crops(3, seed=2)
     parts = default_scorer.components(crops)
-    total = parts["loglik_bits"] + parts["png_bits"] - parts["noise_bits"] - parts["exposure_bits"]
+    total = (parts["loglik_bits"] + parts["png_bits"] - parts["noise_bits"] - parts["exposure_bits"]
+             + parts["sharpness_bits"])
     np.testing.assert_allclose(parts["score"], total)
     _, dist = default_scorer.accel.forward_at_mean(crops)
     np.testing.assert_allclose(parts["loglik_bits"], likelihood.gaussian_log_likelihood(crops, dist) / math.log(2))
     np.testing.assert_array_equal(parts["png_bits"], features.png_bits(crops))
+    weight = default_scorer.params.sharpness_weight
+    np.testing.assert_allclose(parts["sharpness_bits"], weight * 4096 * np.log2(features.laplacian_variance(crops)))
+
+
+def test_sharpness_term_charges_a_blurred_copy_and_nothing_else(default_scorer):
+    import cv2
+    from dataclasses import replace
+
+    from snapseal.daemon.scoring.complexity import ComplexityScorer
+
+    sharp = _textured_crops(2, seed=3)
+    blurred = np.stack([cv2.GaussianBlur(c, (0, 0), 2.0) for c in sharp])
+    crops = np.concatenate([sharp, blurred])
+    without = ComplexityScorer(default_scorer.accel, "m", replace(default_scorer.params, sharpness_weight=0.0))
+    with_term = ComplexityScorer(default_scorer.accel, "m", replace(default_scorer.params, sharpness_weight=0.25))
+    a, b = without.components(crops), with_term.components(crops)
+    assert np.all(a["sharpness_bits"] == 0.0)
+    for key in ("loglik_bits", "png_bits", "noise_bits", "exposure_bits"):
+        np.testing.assert_array_equal(a[key], b[key])
+    # the blurred copy's Laplacian variance is far lower: it gets fewer bonus bits than its source
+    assert np.all(b["sharpness_bits"][2:] < b["sharpness_bits"][:2])
+    gap_without = a["score"][:2] - a["score"][2:]
+    gap_with = b["score"][:2] - b["score"][2:]
+    assert np.all(gap_with > gap_without)
 
 
 @pytest.mark.parametrize("level", [0, 128, 255])
