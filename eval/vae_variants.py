@@ -104,6 +104,20 @@ def bundle_training(bundle) -> dict:
         return {}
 
 
+def same_training_run(bundle) -> bool:
+    """Whether the QAT checkpoint at the manifest's path is the run the bundle was exported
+    from (then the float checkpoint it started from is the bundle's own float twin)."""
+    from snapseal.quantize.bundle_writer import checkpoint_mismatch
+
+    training = bundle_training(bundle)
+    out, name = (training.get("hyper") or {}).get("out"), training.get("checkpoint")
+    root = Path(__file__).resolve().parents[1]
+    for base in (Path(out) if out else None, root / out if out else None):
+        if base is not None and name and (base / name).is_file():
+            return checkpoint_mismatch(base / name, bundle.manifest) is None
+    return False
+
+
 def describe_bundle(bundle_dir: Path | None) -> str:
     """One line about the model under test, for the report."""
     from snapseal.daemon.bundle import load_bundle
@@ -163,6 +177,10 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         root = Path(__file__).resolve().parents[1]
         if (root / lineage).is_file():
             float_checkpoint = root / lineage
+    twin = "float twin (torch)"
+    if float_checkpoint is not None and Path(float_checkpoint).is_file() and not same_training_run(bundle):
+        # `make bundle` elsewhere wrote these paths: same recipe and data, another run
+        twin = "float twin of a retrain on this machine (torch)"
     if float_checkpoint is not None and Path(float_checkpoint).is_file():
         def float_accel():
             from snapseal.quantize.train import load_model
@@ -170,10 +188,10 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
             return TorchFloatAccelerator(load_model(float_checkpoint), bundle.log_sigma_floor)
 
         params = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
-        add(f"VAE default score ({default_name}), float twin (torch)",
+        add(f"VAE default score ({default_name}), {twin}",
             lambda: ComplexityScorer(float_accel(), f"float:{float_checkpoint}", params),
             f"{float_checkpoint}: the same architecture trained without quantization")
-        add("VAE paper log RP L=10, float twin (torch)",
+        add(f"VAE paper log RP L=10, {twin}",
             lambda: PaperScorer(float_accel(), bundle.epsilon, f"float:{float_checkpoint}"),
             f"{float_checkpoint}")
     else:

@@ -380,7 +380,15 @@ def bundle_checkpoint(bundle) -> Path | None:
     recorded = training.get("hyper") or training.get("args") or {}
     out, name = recorded.get("out") or training.get("out"), training.get("checkpoint")
     if out and name and (Path(out) / name).is_file():
-        return Path(out) / name
+        checkpoint = Path(out) / name
+        from snapseal.quantize.bundle_writer import checkpoint_mismatch
+
+        why = checkpoint_mismatch(checkpoint, bundle.manifest)
+        if why:
+            print(f"{checkpoint} is not the bundle's checkpoint ({why}): the Brevitas stage is skipped "
+                  "(pass --checkpoint to force it)", file=sys.stderr)
+            return None
+        return checkpoint
     return None
 
 

@@ -54,6 +54,28 @@ def quant_spec_of(graph_path: Path, tensor: str) -> dict[str, Any]:
     return {"name": tensor, "shape": list(shape), "scale": scale_value, "bits": int(np.asarray(bits).item()), "signed": bool(attrs.get("signed", 1))}
 
 
+def checkpoint_mismatch(checkpoint: Path, manifest: dict[str, Any]) -> str | None:
+    """Why the checkpoint is not the training run the bundle was exported from, or None.
+
+    A retrain writes the same path; comparing it with the bundle would report every weight as
+    a hardware mismatch. The manifest keeps the run's last history entry (loss to 16 digits,
+    step), which a bit-exact reproduction matches and another run does not."""
+    import torch
+
+    recorded = ((manifest.get("training") or {}).get("history") or [])[-1:]
+    if not recorded:
+        return None  # nothing to compare with: trust the path
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    history = (state.get("history") or [])[-1:] if isinstance(state, dict) else []
+    if not history:
+        return "it records no training history"
+    mine, theirs = history[0], recorded[0]
+    if mine.get("step") != theirs.get("step") or mine.get("loss") != theirs.get("loss"):
+        return (f"its last training step {mine.get('step')} ended at loss {mine.get('loss')}, the bundle's run at "
+                f"step {theirs.get('step')} with loss {theirs.get('loss')}")
+    return None
+
+
 def default_scorer_sections(epsilon_samples: int = DEFAULT_EPSILON_SAMPLES) -> dict[str, Any]:
     """Both scorers' constants as the manifest stores them: the measured default
     (``complexity``, docs/MODEL_CARD.md) and the paper's log RP beside it."""

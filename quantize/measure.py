@@ -215,6 +215,8 @@ def model_facts(bundle, float_checkpoint: Path | None) -> dict:
         ckpt = load_checkpoint(float_checkpoint)
         facts["float_train_seconds"] = round(ckpt.train_seconds, 1)
         facts["float_epochs"] = ckpt.epoch
+    elif "float_train_seconds" in (bundle.manifest.get("measured") or {}):
+        facts["float_train_seconds"] = bundle.manifest["measured"]["float_train_seconds"]  # from make bundle
     return facts
 
 
@@ -265,7 +267,21 @@ def run(args: argparse.Namespace) -> dict:
         "default (complexity)": ComplexityScorer(emulate, bundle.model_id, params),
     }
     float_ckpt, qat_ckpt = _provenance(bundle, args)
+    skipped_lineage = None
+    from snapseal.quantize.bundle_writer import checkpoint_mismatch
+
+    # A retrain (`make bundle` on another CPU, or with other data) writes the same paths: only
+    # the bundle's own run measures what quantization changes. The float twin comes from the
+    # same `make bundle` run as the QAT checkpoint, so it is trusted exactly when that one is.
+    lineage = None if qat_ckpt is None or not qat_ckpt.is_file() else checkpoint_mismatch(qat_ckpt, bundle.manifest)
+    if lineage and not args.qat_checkpoint and not args.float_checkpoint:
+        print(f"\n{qat_ckpt} is not the bundle's training run ({lineage}): quantized vs float is skipped "
+              f"(pass --qat-checkpoint/--float-checkpoint to force it)")
+        skipped_lineage = f"{qat_ckpt}: {lineage}"
+        qat_ckpt = float_ckpt = None
     report: dict = {"bundle": str(bundle.path), "model": model_facts(bundle, float_ckpt), "scorer_params": params.to_manifest()}
+    if skipped_lineage:
+        report["quantized_vs_float_skipped"] = skipped_lineage
 
     print(f"1. model {bundle.model_id}: {report['model']['weight_params']:,} weights at {report['model']['weight_bits']} bits "
           f"= {report['model']['weight_memory_kib']} KiB; QAT training {report['model']['qat_train_seconds']} s"
@@ -353,6 +369,8 @@ def to_markdown(report: dict, command: str) -> str:
     if "quantized_vs_float_spearman" in report:
         lines += ["", "## Quantized (emulate) vs float: Spearman rho", "", "| score vs reference | all held-out crops | clean crops |", "|---|---:|---:|"]
         lines += [f"| {k} | {v['all crops']:.3f} | {v['clean crops']:.3f} |" for k, v in report["quantized_vs_float_spearman"].items()]
+    if report.get("quantized_vs_float_skipped"):
+        lines += ["", f"Quantized vs float skipped: {report['quantized_vs_float_skipped']}"]
     r = report["ranking"]
     lines += ["", f"## Degradation ranking ({r['faces']} held-out faces, {r['identities']} identities, 3 levels each; "
               f"face>bg vs {r['background_windows']} background windows)", "",
