@@ -194,7 +194,9 @@ def _what_limits_the_vae(experiment, ranking: dict[str, dict[str, float]]) -> st
     pairs = [("bits: default score, float twin vs 4-bit emulate", find("default", "float twin"), find("default", "emulate")),
              ("bits: paper score, float twin vs 4-bit emulate", find("paper log RP", "float twin"), find("paper log RP", "emulate")),
              ("estimator: paper score, L=10 vs one pass at mu_z (4-bit)", find("paper log RP", "emulate"), find("mu_z")),
-             ("score: default vs paper (4-bit emulate)", find("default", "emulate"), find("paper log RP", "emulate"))]
+             ("score: default vs paper (4-bit emulate)", find("default", "emulate"), find("paper log RP", "emulate")),
+             ("the VAE term (its training data and size): default vs its host terms alone", find("default", "emulate"),
+              find("without the VAE term"))]
     for label, first, second in pairs:
         if first and second:
             share_a, share_b = ranking.get(first, {}).get("all"), ranking.get(second, {}).get("all")
@@ -210,7 +212,7 @@ def _what_limits_the_vae(experiment, ranking: dict[str, dict[str, float]]) -> st
                      + "; nearly always right (>= 0.9): " + (", ".join(sorted(right)) or "none"))
         shares = {n: ranking[n].get("identity share", float("nan")) for n in ranking}
         lines.append("- identity share of the score's variance (see the diagnosis table): "
-                     + ", ".join(f"{n.split(',')[0]} {v:.2f}" for n, v in shares.items()))
+                     + "; ".join(f"{n} {v:.2f}" for n, v in shares.items()))
     return "\n".join(lines) + "\n"
 
 

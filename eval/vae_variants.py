@@ -36,6 +36,22 @@ ABLATION_PARAMS = _ablation_params()
 DEFAULT_FLOAT_CHECKPOINT = Path(__file__).resolve().parents[1] / "build" / "train" / "float" / "last.pt"
 
 
+class WithoutVaeTerm:
+    """The default score minus its VAE term: what the host-side terms (PNG bits, noise,
+    exposure, sharpness) do alone. An ablation: if it matches the default, the VAE (its
+    training data, its size) adds nothing to the error-versus-reject curve."""
+
+    name = "host-terms-only"
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+        self.model_id = scorer.model_id
+
+    def score_batch(self, crops: np.ndarray) -> np.ndarray:
+        parts = self.scorer.components(crops)
+        return parts["score"] - parts["loglik_bits"]
+
+
 class PaperAtMeanScorer:
     """The paper's likelihood with the FPGA's single-pass estimator (L = 1 at z = mu_z)."""
 
@@ -163,6 +179,10 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         add(f"VAE {label}, 4-bit, emulate",
             lambda c=ablation: ComplexityScorer(make_accelerator("emulate", bundle), bundle.model_id, c),
             f"ablation: {ablation}")
+    add("VAE ablation: default without the VAE term (host terms only)",
+        lambda: WithoutVaeTerm(ComplexityScorer(make_accelerator("emulate", bundle), bundle.model_id,
+                                                ComplexityParams.from_manifest(bundle.scorers.get("complexity"), "manifest"))),
+        "PNG bits - noise bits - exposure bits + sharpness bits: no model")
     add("VAE paper log RP L=10, 4-bit, emulate", lambda: load_scorer(bundle_dir, "emulate", "paper"),
         "the paper's score, L = 10 decoder passes with the bundle's epsilon table")
     add("VAE paper log p(x|mu_z), 4-bit, emulate = FPGA estimator",
