@@ -15,6 +15,7 @@ Both kinds offer the same ``FrameSource`` interface: ``read(timeout) -> Frame | 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
@@ -153,11 +154,18 @@ def _opened(capture: Any) -> bool:
         return False
 
 
+_END = object()  # the reader thread's last queue item: the file has no more frames
+
+
 class FileSource:
-    """A video file, every frame in order; timestamps from the file position."""
+    """A video file, every frame in order; timestamps from the file position.
+
+    A reader thread decodes up to ``read_ahead`` frames ahead (cv2 releases the GIL while it
+    decodes), so decoding overlaps detection instead of adding to it. Order, frames and
+    timestamps are those of reading inline; nothing is dropped."""
 
     def __init__(self, spec: SourceSpec, capture_factory: CaptureFactory = open_video_capture,
-                 start_time: float | None = None, realtime: bool = False) -> None:
+                 start_time: float | None = None, realtime: bool = False, read_ahead: int = 4) -> None:
         self.spec = spec
         self.realtime = realtime  # pace frames at the file's own rate, like a camera
         self.stats = CaptureStats()
@@ -171,13 +179,17 @@ class FileSource:
         if not ok or image is None:
             self._capture.release()
             raise SnapsealError(f"video source {path} has no readable frames")
-        self._pending = image
         self._start = time.time() if start_time is None else start_time
         fps = float(self._capture.get(5) or 0.0)  # cv2.CAP_PROP_FPS
         self.fps = fps if 0.0 < fps < 1000.0 else 25.0
         self._ended = False
         self._index = 0
         self._last_offset = -1.0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, read_ahead))
+        self._queue.put((image, self._offset_s(0)))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._reader, name="snapseal-file-reader", daemon=True)
+        self._thread.start()
 
     def _offset_s(self, index: int) -> float:
         # POS_MSEC after a read is the decoded frame's time; some backends report 0 or run
@@ -189,18 +201,50 @@ class FileSource:
         self._last_offset = offset
         return offset
 
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _reader(self) -> None:
+        # the only thread that touches the capture after __init__ (cv2 captures are not thread-safe)
+        index = 1
+        try:
+            while not self._stop.is_set():
+                try:
+                    ok, image = self._capture.read()
+                except Exception:  # noqa: BLE001 - a decoder error ends the file like EOF does
+                    log.warning("video source %s: read failed after %d frames", self.spec.describe(), index)
+                    ok, image = False, None
+                if not ok or image is None:
+                    break
+                if not self._put((image, self._offset_s(index))):
+                    return
+                index += 1
+        finally:
+            self._capture.release()
+            self._put(_END)
+
     def read(self, timeout: float = 0.5) -> Frame | None:
         if self._ended:
             return None
-        if self._pending is not None:
-            image, self._pending = self._pending, None
-        else:
-            ok, image = self._capture.read()
-            if not ok or image is None:
-                self._ended = True
-                self._capture.release()
-                return None
-        frame = Frame(image_bgr=image, timestamp=self._start + self._offset_s(self._index), index=self._index)
+        while True:
+            try:
+                item = self._queue.get(timeout=timeout)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    item = _END  # the reader died without its end marker
+                    break
+        if item is _END:
+            self._ended = True
+            return None
+        image, offset = item
+        frame = Frame(image_bgr=image, timestamp=self._start + offset, index=self._index)
         if self.realtime:
             delay = frame.timestamp - time.time()
             if delay > 0:
@@ -215,9 +259,9 @@ class FileSource:
         return self._ended
 
     def close(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._capture.release()
+        self._ended = True
+        self._stop.set()
+        self._thread.join(timeout=5.0)
 
 
 class LiveSource:
