@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +19,20 @@ import numpy as np
 from snapseal.daemon.accel.base import Latent, PixelDist
 from snapseal.eval.methods import MethodSet, QualityMethod, _batched
 
-def _ablation_params() -> dict:
-    """Ablations of the default score (issue 6): which of its terms buys the ERC gain."""
+def ablation_params(deployed) -> dict:
+    """Ablations of the default score (issue 6): its constants with one term removed, and the
+    previous default, to see which term buys the ERC gain."""
     from dataclasses import replace
 
     from snapseal.daemon.scoring.complexity import ComplexityParams
 
-    shipped = ComplexityParams()
     return {
-        "ablation: default without the sharpness term": replace(shipped, sharpness_weight=0.0),
+        "ablation: default without the sharpness term": replace(deployed, sharpness_weight=0.0),
         "ablation: previous default (s0 3, w_noise 1.5, c0 40, no sharpness)": ComplexityParams(
             noise_floor=3.0, noise_weight=1.5, contrast_floor=40.0, exposure_weight=1.0, sharpness_weight=0.0),
     }
 
 
-ABLATION_PARAMS = _ablation_params()
 DEFAULT_FLOAT_CHECKPOINT = Path(__file__).resolve().parents[1] / "build" / "train" / "float" / "last.pt"
 
 
@@ -123,15 +123,10 @@ def bundle_training(bundle) -> dict:
 def same_training_run(bundle) -> bool:
     """Whether the QAT checkpoint at the manifest's path is the run the bundle was exported
     from (then the float checkpoint it started from is the bundle's own float twin)."""
-    from snapseal.quantize.bundle_writer import checkpoint_mismatch
+    from snapseal.quantize.bundle_writer import checkpoint_mismatch, training_checkpoint
 
-    training = bundle_training(bundle)
-    out, name = (training.get("hyper") or {}).get("out"), training.get("checkpoint")
-    root = Path(__file__).resolve().parents[1]
-    for base in (Path(out) if out else None, root / out if out else None):
-        if base is not None and name and (base / name).is_file():
-            return checkpoint_mismatch(base / name, bundle.manifest) is None
-    return False
+    checkpoint = training_checkpoint(bundle.manifest, Path(__file__).resolve().parents[1])
+    return checkpoint is not None and checkpoint_mismatch(checkpoint, bundle.manifest) is None
 
 
 def describe_bundle(bundle_dir: Path | None) -> str:
@@ -174,14 +169,14 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms")
     add(f"VAE default score ({default_name}), 4-bit weights, float activations (cpu)",
         lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path")
-    # Ablations (issue 6): the default's constants with one term removed, and the previous default.
-    for label, ablation in ABLATION_PARAMS.items():
+    # Ablations (issue 6) share one emulate session with each other
+    deployed = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
+    emulate = functools.cache(lambda: make_accelerator("emulate", bundle))
+    for label, ablation in ablation_params(deployed).items():
         add(f"VAE {label}, 4-bit, emulate",
-            lambda c=ablation: ComplexityScorer(make_accelerator("emulate", bundle), bundle.model_id, c),
-            f"ablation: {ablation}")
+            lambda c=ablation: ComplexityScorer(emulate(), bundle.model_id, c), f"ablation: {ablation}")
     add("VAE ablation: default without the VAE term (host terms only)",
-        lambda: WithoutVaeTerm(ComplexityScorer(make_accelerator("emulate", bundle), bundle.model_id,
-                                                ComplexityParams.from_manifest(bundle.scorers.get("complexity"), "manifest"))),
+        lambda: WithoutVaeTerm(ComplexityScorer(emulate(), bundle.model_id, deployed)),
         "PNG bits - noise bits - exposure bits + sharpness bits: no model")
     add("VAE paper log RP L=10, 4-bit, emulate", lambda: load_scorer(bundle_dir, "emulate", "paper"),
         "the paper's score, L = 10 decoder passes with the bundle's epsilon table")
@@ -207,9 +202,8 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
 
             return TorchFloatAccelerator(load_model(float_checkpoint), bundle.log_sigma_floor)
 
-        params = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
         add(f"VAE default score ({default_name}), {twin}",
-            lambda: ComplexityScorer(float_accel(), f"float:{float_checkpoint}", params),
+            lambda: ComplexityScorer(float_accel(), f"float:{float_checkpoint}", deployed),
             f"{float_checkpoint}: the same architecture trained without quantization")
         add(f"VAE paper log RP L=10, {twin}",
             lambda: PaperScorer(float_accel(), bundle.epsilon, f"float:{float_checkpoint}"),

@@ -375,21 +375,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bundle_checkpoint(bundle) -> Path | None:
-    """The training checkpoint the bundle's manifest names, if it is on this machine."""
-    training = bundle.manifest.get("training") or {}
-    recorded = training.get("hyper") or training.get("args") or {}
-    out, name = recorded.get("out") or training.get("out"), training.get("checkpoint")
-    if out and name and (Path(out) / name).is_file():
-        checkpoint = Path(out) / name
-        from snapseal.quantize.bundle_writer import checkpoint_mismatch
+    """The training checkpoint the bundle's manifest names, if it is on this machine and is
+    the run the bundle was exported from."""
+    from snapseal.quantize.bundle_writer import checkpoint_mismatch, training_checkpoint
 
-        why = checkpoint_mismatch(checkpoint, bundle.manifest)
-        if why:
-            print(f"{checkpoint} is not the bundle's checkpoint ({why}): the Brevitas stage is skipped "
-                  "(pass --checkpoint to force it)", file=sys.stderr)
-            return None
-        return checkpoint
-    return None
+    checkpoint = training_checkpoint(bundle.manifest)
+    if checkpoint is None:
+        return None
+    why = checkpoint_mismatch(checkpoint, bundle.manifest)
+    if why:
+        print(f"{checkpoint} is not the bundle's checkpoint ({why}): the Brevitas stage is skipped "
+              "(pass --checkpoint to force it)", file=sys.stderr)
+        return None
+    return checkpoint
 
 
 def load_torch_model(checkpoint: Path, bundle):

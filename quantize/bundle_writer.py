@@ -54,6 +54,20 @@ def quant_spec_of(graph_path: Path, tensor: str) -> dict[str, Any]:
     return {"name": tensor, "shape": list(shape), "scale": scale_value, "bits": int(np.asarray(bits).item()), "signed": bool(attrs.get("signed", 1))}
 
 
+def training_checkpoint(manifest: dict[str, Any], root: Path | None = None) -> Path | None:
+    """The QAT checkpoint the manifest's ``training`` section names (``hyper.out`` /
+    ``checkpoint``), as given or relative to ``root`` (the repository); None if not on disk."""
+    training = manifest.get("training") or {}
+    recorded = training.get("hyper") or training.get("args") or {}
+    out, name = recorded.get("out") or training.get("out"), training.get("checkpoint")
+    if not out or not name:
+        return None
+    for base in (Path(out), (root / out) if root is not None else None):
+        if base is not None and (base / name).is_file():
+            return base / name
+    return None
+
+
 def checkpoint_mismatch(checkpoint: Path, manifest: dict[str, Any]) -> str | None:
     """Why the checkpoint is not the training run the bundle was exported from, or None.
 

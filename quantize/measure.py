@@ -237,10 +237,9 @@ def _speed(fn, crops: np.ndarray, repeats: int = 1) -> float:
 def _provenance(bundle, args: argparse.Namespace) -> tuple[Path | None, Path | None]:
     """(float twin, QAT checkpoint) the bundle was made from: the arguments, else what the
     manifest's ``training`` section names (paths relative to the repository)."""
+    from snapseal.quantize.bundle_writer import training_checkpoint
+
     hyper = (bundle.manifest.get("training") or {}).get("hyper") or {}
-    qat = args.qat_checkpoint or (
-        str(Path(hyper["out"]) / bundle.manifest["training"].get("checkpoint", "last.pt")) if hyper.get("out") else None
-    )
     flt = args.float_checkpoint or hyper.get("init_from")
 
     def resolve(path: str | None) -> Path | None:
@@ -249,7 +248,8 @@ def _provenance(bundle, args: argparse.Namespace) -> tuple[Path | None, Path | N
         path = Path(path)
         return path if path.is_absolute() else REPO_ROOT / path
 
-    return resolve(flt), resolve(qat)
+    qat = resolve(args.qat_checkpoint) if args.qat_checkpoint else training_checkpoint(bundle.manifest, REPO_ROOT)
+    return resolve(flt), qat
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -196,7 +196,9 @@ def _sharpness_bonus(f, p):
     """Bits for the crop's own sharpness: w_sharp 4096 log2(var(Laplacian)). Identity-light
     (Laplacian variance's identity share is about a third of the VAE term's), so it mainly moves
     blurred crops down ACROSS people, which the within-person test cannot see."""
-    return p["w_sharp"] * N_PIX * np.log2(np.maximum(f["lapvar"], 1e-3))
+    from snapseal.daemon.scoring.complexity import SHARPNESS_FLOOR
+
+    return p["w_sharp"] * N_PIX * np.log2(np.maximum(f["lapvar"], SHARPNESS_FLOOR))
 
 
 def _complexity(f, ll="ll_mean"):

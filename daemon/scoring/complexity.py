@@ -40,6 +40,7 @@ from snapseal.daemon.scoring import features, likelihood
 from snapseal.daemon.scoring.inputs import UNIFORM_SCORE, check_crops, uniform_mask
 
 N_PIXELS = 64 * 64
+SHARPNESS_FLOOR = 1e-3  # var(Laplacian) floor: a near-flat crop's variance is ~0 (uniform ones are caught earlier)
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,7 @@ class ComplexityScorer:
                 0.0, np.log2(p.contrast_floor / np.maximum(contrast, 1.0))
             )
             if p.sharpness_weight:
-                # floored: a flat crop's variance is 0 (uniform crops are caught above, this is
-                # for near-flat ones); same floor as quantize.score_candidates
-                lapvar = np.maximum(features.laplacian_variance(x), 1e-3)
+                lapvar = np.maximum(features.laplacian_variance(x), SHARPNESS_FLOOR)
                 parts["sharpness_bits"][real] = p.sharpness_weight * N_PIXELS * np.log2(lapvar)
             parts["noise"][real], parts["contrast"][real] = noise, contrast
         score = (parts["loglik_bits"] + parts["png_bits"] - parts["noise_bits"] - parts["exposure_bits"]
