@@ -35,7 +35,7 @@ Cropper = Callable[[Frame, Detection], "FaceCrop | None"]
 
 
 class RecordSink(Protocol):
-    """Where chosen crops go: sealed and stored (``service.SealingSink``), or a test double."""
+    """Where chosen crops go: sealed and stored (``sink.SealingSink``), or a test double."""
 
     def write(self, choice: TrackChoice) -> list[str]:
         """Seal and store one finished track; returns the record id(s) written."""

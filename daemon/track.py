@@ -10,7 +10,7 @@ Two trackers behind one interface (``Tracker``):
 
 Both end a track after ``max_age_frames`` frames without a match; a track with fewer than
 ``min_length_frames`` matched frames is reported but marked short (it yields no record).
-Which one is the default was chosen by measurement (``python -m snapseal.daemon.demo.track_eval
+Which one is the default was chosen by measurement (``python -m snapseal.eval.scenes.track_eval
 --video``, walk-bys with known ground truth): over 20 seeds x 4 simulated scenarios the IoU
 tracker gave 355 of 360 people exactly one record against 253 for the distance tracker, with
 59 identity switches against 359 and 5 tracks holding any detection of another person

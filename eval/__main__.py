@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
 
-    from snapseal.eval import dataset, frames, report
+    from snapseal.eval import dataset, report
     from snapseal.eval.embedders import load_embedder
     from snapseal.eval.embedding_cache import CachedEmbedder
     from snapseal.eval.evaluate import degradation_ranking, erc_markdown, failures_by_family, run_erc, score_probes
@@ -165,7 +164,7 @@ def _offline_set(args: argparse.Namespace, progress: bool):
     people = ", ".join(sorted(faces))
     description = (f"{len(faces)} validation people of the data engineer's bootstrap split ({people}): none is in "
                    "the quality model's training split. Reference = the clean crop of the person's first face; "
-                   f"probes = 8 degradations x 3 levels (quantize/degrade.py; those with a random part x "
+                   f"probes = 8 degradations x 3 levels (eval/model/degrade.py; those with a random part x "
                    f"{args.degrade_seeds} seeds) + 2 pose-like warps x 3 levels (eval/warps.py) of every face, and the clean crops of their other faces. "
                    + (f"Plus real video: carphone, reference = pristine frame 0, probes = every 3rd frame of the "
                       f"pristine{' and distorted' if args.carphone_distorted.is_file() else ''} clip "

@@ -5,7 +5,7 @@ Two sources, one shape (``EvalSet``):
 * ``offline_set``: faces that ship in packages and that the quality model did NOT train on
   (the data engineer's validation identities). Reference = the clean crop of each identity's
   first face. Probes = degraded copies of every face of that identity (the score engineer's
-  suite ``snapseal.quantize.degrade``: blur, motion, noise, JPEG, downscale, dark, occlusion,
+  suite ``snapseal.eval.model.degrade``: blur, motion, noise, JPEG, downscale, dark, occlusion,
   off-centre; 3 levels each) + pose-like warps (``eval.warps``), the clean crops of the
   identity's OTHER faces (another photo, another video frame), and real video frames (the
   carphone clip's distorted version).
@@ -34,7 +34,7 @@ from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import Box, Detection
 from snapseal.eval.methods import on_frame_edge
 from snapseal.eval.warps import POSE_WARPS, pose_warp
-from snapseal.quantize.degrade import DEGRADATIONS, DOWNSCALE_FACTOR, LEVELS, FaceRegion, clean_crop, degrade
+from snapseal.eval.model.degrade import DEGRADATIONS, DOWNSCALE_FACTOR, LEVELS, FaceRegion, clean_crop, degrade
 
 LOG = logging.getLogger("snapseal.eval")
 

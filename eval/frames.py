@@ -1,6 +1,6 @@
 """Collect the tracks of the test videos with the daemon's own stages, then compare selections.
 
-Videos: the pipeline engineer's synthetic walk-by (``snapseal.daemon.demo``; its ground truth
+Videos: the pipeline engineer's synthetic walk-by (``snapseal.eval.scenes``; its ground truth
 tells who every detection is and which photo each walker is made of) and the real carphone
 clip (pristine and distorted; one person). Stages are the daemon's: ``make_detector`` with the
 daemon's default ``[detector]`` settings, ``make_tracker`` with its default ``[tracker]``, and
@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -131,10 +131,10 @@ def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | No
 def _collect_walkby(collected: CollectedVideos, seed: int, progress: bool) -> None:
     """The demo's walk-by video for ``seed`` (seed 0 is ``make demo``'s input; made here if
     missing, by the demo's own function) and its plan, the ground truth."""
-    from snapseal.daemon.demo import walkby
-    from snapseal.daemon.demo.__main__ import WALKBY_PEOPLE, ensure_walkby
-    from snapseal.daemon.demo.assets import REPO_ROOT, load_face_patches
-    from snapseal.daemon.demo.track_eval import label_detections
+    from snapseal.eval.scenes import walkby
+    from snapseal.eval.scenes.demo import WALKBY_PEOPLE, ensure_walkby
+    from snapseal.eval.scenes.assets import REPO_ROOT, load_face_patches
+    from snapseal.eval.scenes.track_eval import label_detections
 
     detector_config = DetectorConfig()
     patch_detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)

@@ -2,7 +2,7 @@
 higher = better. Nothing here re-implements a scorer: the VAE comes from the daemon's factory
 (``snapseal.daemon.scoring.load_scorer``; variants in ``eval/vae_variants.py``), the classical
 baselines from
-``snapseal.quantize.baselines``. Added here: face size (Frigate-style) and random.
+``snapseal.eval.model.baselines``. Added here: face size (Frigate-style) and random.
 The PERFECT oracle is not a method over pixels (it reads the genuine distance): the ERC runner
 adds it.
 """
@@ -67,16 +67,16 @@ def random_score(batch: ProbeBatch) -> np.ndarray:
 def baseline_methods() -> MethodSet:
     found = MethodSet()
     try:
-        from snapseal.quantize.baselines import BASELINES, UNAVAILABLE
+        from snapseal.eval.model.baselines import BASELINES, UNAVAILABLE
     except Exception as exc:  # the score engineer's module failed to import
-        found.missing.append(f"classical baselines: snapseal.quantize.baselines did not import ({exc})")
+        found.missing.append(f"classical baselines: snapseal.eval.model.baselines did not import ({exc})")
         return found
     labels = {"laplacian_var": "Laplacian variance", "brisque": "BRISQUE", "niqe": "NIQE"}
     for key, function in BASELINES.items():
         found.methods.append(QualityMethod(labels.get(key, key), "baseline", lambda b, f=function: f(b.crops)))
     for key in ("brisque", "niqe"):
         if key not in BASELINES:
-            why = UNAVAILABLE.get(key, "not in snapseal.quantize.baselines.BASELINES")
+            why = UNAVAILABLE.get(key, "not in snapseal.eval.model.baselines.BASELINES")
             found.missing.append(f"{labels[key]}: {why}")
     return found
 

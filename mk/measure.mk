@@ -9,7 +9,7 @@ CANDIDATE_ARGS  ?=
 .PHONY: measure candidates
 
 measure: $(BOOTSTRAP)/.ready | $(WORK)/.ready
-	$(WORK)/bin/python -m snapseal.quantize.measure $(MEASURE_ARGS)
+	$(WORK)/bin/python -m snapseal.eval.model.measure $(MEASURE_ARGS)
 
 candidates: $(BOOTSTRAP)/.ready | $(WORK)/.ready
-	$(WORK)/bin/python -m snapseal.quantize.score_candidates $(CANDIDATE_ARGS)
+	$(WORK)/bin/python -m snapseal.eval.model.score_candidates $(CANDIDATE_ARGS)

@@ -6,7 +6,7 @@ RECORDS_TESTS := tests/daemon/test_seal*.py tests/daemon/test_store*.py tests/da
 
 # Seal + atomic write (fsync) rate of 64x64 crops, record size and overhead per record.
 bench-records: $(WORK)/.ready
-	$(WORK)/bin/python -m snapseal.daemon.store bench --count 1000 --dir build/bench-records
+	$(WORK)/bin/python -m snapseal.daemon.records.store bench --count 1000 --dir build/bench-records
 
 test-records: $(WORK)/.ready $(BOARD_VENV)/.ready
 	$(WORK)/bin/python -m pytest -q $(RECORDS_TESTS)

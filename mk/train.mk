@@ -40,7 +40,7 @@ bundle: $(DATA_PREREQ) | $(WORK)/.ready
 	    --float-checkpoint $(TRAIN_DIR)/float/last.pt $(if $(wildcard $(VAL)),--val $(VAL)) $(BUNDLE_ARGS)
 
 bench-accel: | $(WORK)/.ready
-	$(WORK)/bin/python -m snapseal.quantize.bench_accel --bundle $(BUNDLE_OUT) \
+	$(WORK)/bin/python -m snapseal.eval.model.bench_accel --bundle $(BUNDLE_OUT) \
 	    $(if $(wildcard $(VAL)),--crops $(VAL)) \
 	    $(if $(wildcard $(TRAIN_DIR)/float/last.pt),--float-checkpoint $(TRAIN_DIR)/float/last.pt)
 

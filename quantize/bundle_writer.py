@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snapseal-bundle: error: {exc}")
         return 2
     if args.val:
-        from snapseal.quantize.bench_accel import heldout_crops, measure
+        from snapseal.eval.model.bench_accel import heldout_crops, measure
 
         measured = measure(bundle.path, heldout_crops(args.val), Path(args.float_checkpoint) if args.float_checkpoint else None)
         measured.pop("bundle", None)

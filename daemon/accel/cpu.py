@@ -4,7 +4,7 @@ Built in memory from the bundle's own QONNX graphs (no extra files): the weights
 folded into constants (the exact 4-bit weights the hardware uses) and every activation Quant
 node becomes a float Clip to its range, so activations stay float32 (no rounding). It is NOT bit-exact with the hardware; it trades
 exactness for speed (fused Conv+BN, multi-threading). ``python -m
-snapseal.quantize.bench_accel`` (see mk/train.mk ``make bench-accel``) reports its speed and its
+snapseal.eval.model.bench_accel`` (see mk/train.mk ``make bench-accel``) reports its speed and its
 Spearman rank correlation with ``emulate``.
 """
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from snapseal.daemon import custody, keys
+from snapseal.daemon import keys
+from snapseal.investigator import custody
 
 
 def _keygen(args: argparse.Namespace) -> int:

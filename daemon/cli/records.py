@@ -1,4 +1,4 @@
-"""`snapseal ls | open | verify | purge`: work with sealed records (format in daemon/seal.py).
+"""`snapseal ls | open | verify | purge`: work with sealed records (format in daemon/records/seal.py).
 
     snapseal ls DIR [--json]                      headers only: no key needed, nothing decrypted
     snapseal open DIR|RECORD... --key investigator.key --out OUT [--trust device.pub ...]
@@ -22,9 +22,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from snapseal.daemon import keys, store
+from snapseal.daemon import keys
+from snapseal.daemon.records import store
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.seal import RecordError, iso_utc, open_record, verify_record
+from snapseal.daemon.records.seal import RecordError, iso_utc, open_record, verify_record
 
 
 def _load_trusted(paths: list[Path] | None) -> list[keys.DevicePublicKey] | None:

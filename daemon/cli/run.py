@@ -63,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from snapseal.daemon.pipeline import format_track_table
-    from snapseal.daemon.service import build_pipeline, configure_logging, run_service
+    from snapseal.daemon.logs import configure_logging
+    from snapseal.daemon.service import build_pipeline, run_service
 
     overrides = {key: getattr(args, dest) for dest, key in OVERRIDES.items() if getattr(args, dest, None) is not None}
     origin = {key: "--" + dest.replace("_", "-") for dest, key in OVERRIDES.items()}

@@ -5,7 +5,7 @@
     detections = detector.detect(frame_bgr)  # list[Detection], best first
 
 MTCNN (the paper's detector) on onnxruntime with one thread is the default; ``backend="opencv"``
-runs the same graphs on cv2.dnn. Measured with ``python -m snapseal.daemon.detect.bench --image
+runs the same graphs on cv2.dnn. Measured with ``python -m snapseal.eval.bench.detector --image
 build/assets/insightface/t1.jpg`` (640x480, 6 faces, min_face_px 40, 2 cores shared by a busy
 machine): onnxruntime 1 thread 116-177 ms/frame vs cv2.dnn 1 thread 164-305 ms; 2 threads were
 slower for onnxruntime under that load (276-770 ms).

@@ -26,7 +26,7 @@ convention), so a box's width is ``x2 - x1``; the original 1-indexed inclusive a
 is the same up to sub-pixel rounding.
 
 Two backends run the same graphs: onnxruntime (default: faster here, see
-``python -m snapseal.daemon.detect.bench``) and OpenCV's ``cv2.dnn``.
+``python -m snapseal.eval.bench.detector``) and OpenCV's ``cv2.dnn``.
 """
 
 from __future__ import annotations

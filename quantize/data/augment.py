@@ -27,7 +27,7 @@ class AugmentConfig:
     max_contrast: float = 0.15  # gain in [1 - c, 1 + c] around the crop's mean
 
 
-def augment_region(region: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
+def augment_region(region: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:  # noqa: B008 (frozen)
     """One REGION_SIZE gray region -> one augmented 64x64 uint8 crop."""
     size = region.shape[0]
     angle = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg)
@@ -48,7 +48,7 @@ def augment_region(region: np.ndarray, rng: np.random.Generator, config: Augment
 
 
 def augment_regions(
-    regions: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()
+    regions: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()  # noqa: B008 (frozen)
 ) -> np.ndarray:
     """N x REGION_SIZE x REGION_SIZE uint8 -> N x 64 x 64 uint8, a fresh augmentation each call."""
     out = np.empty((len(regions), CROP_SIZE, CROP_SIZE), dtype=np.uint8)

@@ -147,9 +147,9 @@ def _video_samples(source: Source, path: Path, detector: Detector, variant: str)
             ok, frame = capture.retrieve()
             if not ok:
                 break
-            for index, sample in enumerate(faces_in_image(
+            for sample in faces_in_image(
                     frame, detector, identity="", source=source.name, origin=f"{source.path}@{frame_index}",
-                    variant=variant, min_face_px=MIN_FACE_PX, max_faces=source.max_faces)):
+                    variant=variant, min_face_px=MIN_FACE_PX, max_faces=source.max_faces):
                 # One known person (carphone) or unknown passers-by: per-frame ids would put one
                 # person in many "identities", so unknown video faces share the video's id.
                 identity = source.identity or f"{source.name}:video"

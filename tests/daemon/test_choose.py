@@ -192,7 +192,7 @@ def test_the_worker_thread_chooses_exactly_what_inline_scoring_chooses(batch_siz
         scorer = SlowMeanScorer(seed=batch_size)
         seen: list = []
         chooser = CropChooser(scorer, top_k=top_k, clip_frames=clip_frames, batch_size=batch_size, background=background,
-                              on_scored=lambda track_id, s: seen.append((track_id, s.crop.frame_index, s.score)))
+                              on_scored=lambda track_id, s: seen.append((track_id, s.crop.frame_index, s.score)))  # noqa: B023
         choices = replay(chooser, seed=batch_size + top_k)
         outcomes.append(([describe(c) for c in choices], seen, scorer.batches, chooser.stats.crops_scored))
         assert (threading.main_thread().name in scorer.threads) == (not background)

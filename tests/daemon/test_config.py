@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dataclasses
 import pytest
 
 from snapseal.daemon.config import Config, load_config, require
@@ -117,7 +118,7 @@ def test_missing_config_file_and_required_values(tmp_path):
 
 def test_config_is_frozen():
     config = load_config(None)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.camera.source = "1"  # type: ignore[misc]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snapseal.daemon.demo.walkby import PHASES, TruthDetector, plan_walkby, render_frames, synthetic_face_patch
+from snapseal.eval.scenes.walkby import PHASES, TruthDetector, plan_walkby, render_frames, synthetic_face_patch
 from snapseal.daemon.types import Box, Detection, FaceCrop, ScoredCrop
 
 
@@ -41,7 +41,7 @@ def test_rendered_frames_and_the_truth_detector():
 
 def test_track_picture_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    from snapseal.daemon.demo.figures import draw_track, pick_strip
+    from snapseal.eval.scenes.figures import draw_track, pick_strip
 
     detection = Detection(Box(0, 0, 10, 10), np.zeros((5, 2), np.float32), 0.9)
     crops = [ScoredCrop(FaceCrop(np.full((64, 64), i * 8, np.uint8), detection, i, float(i)), float(np.sin(i / 4)), "t")

@@ -253,7 +253,7 @@ def test_fpga_backend_scores_on_the_choosers_worker_thread_as_inline(tmp_path):
         accel = fpga.FpgaAccelerator(fake_bundle(tmp_path, settings), device=FakeDevice(settings, synthetic_compute))
         scored = []
         with CropChooser(ComplexityScorer(accel, "synthetic"), batch_size=6, background=background,
-                         on_scored=lambda track_id, s: scored.append((track_id, s.score))) as chooser:
+                         on_scored=lambda track_id, s: scored.append((track_id, s.score))) as chooser:  # noqa: B023
             for index, pixels in enumerate(crops):
                 chooser.add(index % 2, FaceCrop(pixels, detection, index, float(index)))
             choices = [chooser.end_track(TrackInfo(track_id, 0, 39, 20, True)) for track_id in (0, 1)]

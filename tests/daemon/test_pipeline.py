@@ -12,11 +12,12 @@ import pytest
 
 from snapseal.daemon.capture import open_source
 from snapseal.daemon.config import load_config
-from snapseal.daemon.demo.walkby import TruthDetector, plan_walkby, synthetic_face_patch, write_video
+from snapseal.eval.scenes.walkby import TruthDetector, plan_walkby, synthetic_face_patch, write_video
 from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
-from snapseal.daemon.seal import open_record
-from snapseal.daemon.service import build_pipeline, configure_logging
-from snapseal.daemon.store import list_headers
+from snapseal.daemon.records.seal import open_record
+from snapseal.daemon.logs import configure_logging
+    from snapseal.daemon.service import build_pipeline
+from snapseal.daemon.records.store import list_headers
 
 N_PEOPLE = 3
 
@@ -126,7 +127,7 @@ def test_no_plaintext_image_bytes_under_store_temp_or_logs(walkby, keys, tmp_pat
 @pytest.mark.slow
 def test_real_detector_on_real_faces_gives_one_record_per_person(keys, tmp_path):
     """MTCNN on a walk-by composed from the asset photos (needs `make data-assets`)."""
-    from snapseal.daemon.demo.assets import load_face_patches
+    from snapseal.eval.scenes.assets import load_face_patches
     from snapseal.daemon.detect import make_detector
 
     detector = make_detector(min_face_px=24, confidence=0.9)
@@ -152,8 +153,8 @@ def test_a_source_given_as_object_is_used(walkby, keys, tmp_path):
 
 def test_expired_records_are_purged_while_running(walkby, keys, tmp_path):
     from snapseal.daemon.keys import DeviceKeyPair, load_investigator_public
-    from snapseal.daemon.seal import CropMeta, RecordSealer
-    from snapseal.daemon.store import RecordStore
+    from snapseal.daemon.records.seal import CropMeta, RecordSealer
+    from snapseal.daemon.records.store import RecordStore
 
     sealer = RecordSealer(load_investigator_public(keys[0]), DeviceKeyPair.generate(), "old-cam", retention=60.0)
     old = sealer.seal(np.zeros((64, 64), np.uint8), CropMeta(1, 0.0, (0, 0, 1, 1), 0.0, "s", "m"), now=1000.0)

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
-from snapseal.daemon.seal import open_record
-from snapseal.daemon.store import list_headers
+from snapseal.daemon.records.seal import open_record
+from snapseal.daemon.records.store import list_headers
 
 
 def snapseal(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
@@ -62,8 +61,8 @@ def test_unreadable_source_is_one_line(tmp_path, keys):
 
 
 def walkby_with_one_person(path: Path, frames: int) -> Path:
-    from snapseal.daemon.demo.assets import load_face_patches
-    from snapseal.daemon.demo.walkby import plan_walkby, write_video
+    from snapseal.eval.scenes.assets import load_face_patches
+    from snapseal.eval.scenes.walkby import plan_walkby, write_video
     from snapseal.daemon.detect import make_detector
 
     patches = load_face_patches(make_detector(min_face_px=40))[:1]

@@ -186,7 +186,7 @@ def test_noise_and_exposure_terms_react_to_what_they_measure():
 def _val_ranking_set():
     if not (VAL_DIR / "val_sources.npz").is_file():
         pytest.skip("bootstrap val set not built (make data)")
-    from snapseal.quantize import measure, ranking
+    from snapseal.eval.model import measure, ranking
 
     regions, identities = measure.load_val_regions(VAL_DIR)
     return ranking.build_ranking_set(regions, identities, seed=0, progress=False), ranking

@@ -15,9 +15,11 @@ import pytest
 
 from snapseal.daemon.choose import TrackChoice
 from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-from snapseal.daemon.seal import RecordSealer
-from snapseal.daemon.service import SealingSink, SystemdNotifier, configure_logging, stop_on_signals
-from snapseal.daemon.store import RecordStore, list_headers
+from snapseal.daemon.records.seal import RecordSealer
+from snapseal.daemon.logs import configure_logging
+from snapseal.daemon.sink import SealingSink
+from snapseal.daemon.systemd import SystemdNotifier, stop_on_signals
+from snapseal.daemon.records.store import RecordStore, list_headers
 from snapseal.daemon.track import TrackInfo
 from snapseal.daemon.types import Box, Detection, FaceCrop, ScoredCrop
 

@@ -150,7 +150,7 @@ MDWE_PROBE = textwrap.dedent(
     sealed = nacl.public.SealedBox(key.public_key).encrypt(small.tobytes())
     assert nacl.public.SealedBox(key).decrypt(sealed) == small.tobytes()
     nacl.signing.SigningKey.generate().sign(b"x")
-    import snapseal.daemon.config, snapseal.daemon.seal, snapseal.daemon.store
+    import snapseal.daemon.config, snapseal.daemon.records.seal, snapseal.daemon.records.store
     print("OK")
     """
 )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from snapseal.eval.warps import POSE_WARPS, pose_warp
-from snapseal.quantize.degrade import clean_crop, region_from_crop
+from snapseal.eval.model.degrade import clean_crop, region_from_crop
 
 
 @pytest.fixture(scope="module")

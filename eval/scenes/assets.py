@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snapseal.daemon.demo.walkby import FacePatch, face_patches
+from snapseal.eval.scenes.walkby import FacePatch, face_patches
 from snapseal.daemon.errors import SnapsealError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

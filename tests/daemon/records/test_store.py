@@ -1,4 +1,4 @@
-"""The local spool (daemon/store.py): atomic writes, quota, expiry, disk-full, no plaintext."""
+"""The local spool (daemon/records/store.py): atomic writes, quota, expiry, disk-full, no plaintext."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import tempfile
 import numpy as np
 import pytest
 
-from snapseal.daemon import keys, store
+from snapseal.daemon import keys
+from snapseal.daemon.records import store
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-from snapseal.daemon.seal import CropMeta, NotARecordError, RecordSealer, encode_png, open_record, parse_header
-from snapseal.daemon.store import RecordStore, StoreFullError, StoreWriteError, list_headers, purge_expired
+from snapseal.daemon.records.seal import CropMeta, NotARecordError, RecordSealer, encode_png, open_record, parse_header
+from snapseal.daemon.records.store import RecordStore, StoreFullError, StoreWriteError, list_headers, purge_expired
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from snapseal.quantize import degrade as dg
+from snapseal.eval.model import degrade as dg
 
 
 def _synthetic_face_region(seed: int = 0) -> dg.FaceRegion:

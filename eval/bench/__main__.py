@@ -2,12 +2,12 @@
 
 Everything is measured in this one process, one after the other, on this machine:
 
-* the daemon: the pipeline engineer's benchmark (``snapseal.daemon.bench``: detector-only fps
+* the daemon: the pipeline engineer's benchmark (``snapseal.eval.bench.pipeline``: detector-only fps
   and end-to-end fps on the demo's 640x480 walk-by, emulation backend), called as is;
 * the scorers: crops/s of ``load_scorer(backend=..., scorer=...)`` for every backend that loads
   here (emulate, cpu; fpga needs a board and a bitstream), in batches of the daemon's size;
 * the fpga backend's host side: the driver protocol's bit packing/unpacking per crop
-  (``snapseal.daemon.bench.fpga_host_side_ms``), the ARM's share of an FPGA run;
+  (``snapseal.eval.bench.pipeline.fpga_host_side_ms``), the ARM's share of an FPGA run;
 * FINN's estimates: ``crops_per_s`` of ``build/hw/<board>/estimate.json`` (``make estimate``);
 * peak RSS of this process.
 
@@ -62,21 +62,21 @@ def bench_crops(count: int, bootstrap: Path) -> np.ndarray:
 
 def daemon_rows(frames: int) -> tuple[list[Row], list[str]]:
     """Run the pipeline engineer's benchmark and read its printed figures."""
-    from snapseal.daemon import bench as daemon_bench
+    from snapseal.eval.bench import pipeline as daemon_bench
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = daemon_bench.main(["--frames", str(frames), "--backend", "emulate"])
     text = out.getvalue()
     if code != 0:
-        raise SnapsealError(f"snapseal.daemon.bench exited {code}:\n{text}")
+        raise SnapsealError(f"snapseal.eval.bench.pipeline exited {code}:\n{text}")
     detector = re.search(r"^detector only\s+([\d.]+)", text, re.M)
     pipeline = re.search(r"^pipeline end to end\s+([\d.]+)", text, re.M)
     if not detector or not pipeline:
-        raise SnapsealError("snapseal.daemon.bench printed no 'detector only' / 'pipeline end to end' line; "
+        raise SnapsealError("snapseal.eval.bench.pipeline printed no 'detector only' / 'pipeline end to end' line; "
                             "its output format changed:\n" + text)
     detector_fps, pipeline_fps = float(detector.group(1)), float(pipeline.group(1))
-    basis = f"snapseal.daemon.bench, {frames} frames of the demo walk-by, emulate backend"
+    basis = f"snapseal.eval.bench.pipeline, {frames} frames of the demo walk-by, emulate backend"
     return [
         Row("detector only (MTCNN), frames/s", detector_fps, "fps", basis, 1.0),
         Row("daemon end to end, frames/s", pipeline_fps, "fps", basis, pipeline_fps / detector_fps),
@@ -107,14 +107,14 @@ def scorer_rows(crops: np.ndarray, bundle: Path | None, batch: int) -> tuple[lis
 
 
 def fpga_host_rows(crops: np.ndarray) -> tuple[list[Row], list[str]]:
-    from snapseal.daemon import bench as daemon_bench
+    from snapseal.eval.bench import pipeline as daemon_bench
 
     measured = daemon_bench.fpga_host_side_ms(crops[:16])
     if measured is None:
         return [], ["fpga host side: snapseal.daemon.accel.fpga not importable"]
     per_crop_ms = (measured["pack_ms"] + measured["unpack_ms"]) / measured["batch"]
     return [Row("fpga backend host side only (pack + unpack), crops/s", 1000.0 / per_crop_ms, "crops/s",
-                f"snapseal.daemon.bench.fpga_host_side_ms, batch {int(measured['batch'])}")], []
+                f"snapseal.eval.bench.pipeline.fpga_host_side_ms, batch {int(measured['batch'])}")], []
 
 
 def ensure_estimate(board: str, hw_dir: Path, bundle: Path | None) -> tuple[Path, str | None]:
@@ -193,7 +193,7 @@ def markdown(rows: list[Row], notes: list[str], daemon_text: list[str], seconds:
     ]
     if notes:
         body.append("\nNotes:\n\n" + "".join(f"- {n}\n" for n in notes))
-    body.append("\nThe daemon benchmark's own output in this run (`python -m snapseal.daemon.bench`):\n\n```\n"
+    body.append("\nThe daemon benchmark's own output in this run (`python -m snapseal.eval.bench.pipeline`):\n\n```\n"
                 + "\n".join(daemon_text) + "\n```\n")
     return "\n".join(body)
 

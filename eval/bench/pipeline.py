@@ -1,6 +1,6 @@
 """Benchmark: the whole pipeline beside the detector alone, on 640x480 video, in one run.
 
-    python -m snapseal.daemon.bench [--frames 150] [--rounds 3] [--backend emulate] [--video FILE]
+    python -m snapseal.eval.bench.pipeline [--frames 150] [--rounds 3] [--backend emulate] [--video FILE]
                                     [--scoring worker|inline|both]
 
 Prints detector-only fps (frames decoded beforehand), end-to-end fps (decode, detect, track,
@@ -84,7 +84,7 @@ class Round:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.bench.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3, help="pipeline passes, each between two detector-only passes")
@@ -99,18 +99,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from snapseal.daemon.capture import FileSource, parse_source
     from snapseal.daemon.config import load_config
-    from snapseal.daemon.demo.assets import REPO_ROOT
+    from snapseal.eval.scenes.assets import REPO_ROOT
     from snapseal.daemon.detect import make_detector
     from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
     from snapseal.daemon.scoring import load_scorer
-    from snapseal.daemon.service import build_pipeline, configure_logging
+    from snapseal.daemon.logs import configure_logging
+    from snapseal.daemon.service import build_pipeline
 
     configure_logging("text", level=logging.WARNING)
 
     detector = make_detector(min_face_px=40, confidence=0.9)
     video = args.video
     if video is None:
-        from snapseal.daemon.demo.__main__ import ensure_walkby
+        from snapseal.eval.scenes.demo import ensure_walkby
 
         video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", detector)
     rss_start = peak_rss_mb()

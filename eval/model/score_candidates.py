@@ -8,7 +8,7 @@ faces and chooses weights on one identity-disjoint half ("select") while reporti
 Every candidate is computed from what the accelerator outputs (mu_z, log_sigma_z, and mu_x,
 log_sigma_x at z = mu_z or at the L table samples) plus cheap host-side numpy/cv2 work:
 
-    python -m snapseal.quantize.score_candidates [--bundle DIR | --checkpoint PT] [--val NPZ]
+    python -m snapseal.eval.model.score_candidates [--bundle DIR | --checkpoint PT] [--val NPZ]
 
 prints the table and writes build/measure/candidates.{json,md}.
 """
@@ -28,7 +28,7 @@ import numpy as np
 from snapseal.daemon.accel.base import Latent, PixelDist
 from snapseal.daemon.scoring import features as ft
 from snapseal.daemon.scoring import likelihood
-from snapseal.quantize import ranking
+from snapseal.eval.model import ranking
 
 N_PIX = 64 * 64
 LN2 = math.log(2.0)
@@ -293,7 +293,7 @@ def evaluate_candidates(
         final = max(combos, key=lambda p: _objective(ranking.pair_fractions(fn(feats, p), rset)))
         final_fractions = ranking.pair_fractions(fn(feats, final), rset)
         if nonface_feats is not None and len(next(iter(nonface_feats.values()))):
-            from snapseal.quantize.measure import face_vs_nonface
+            from snapseal.eval.model.measure import face_vs_nonface
 
             # params of fold 0 (chosen on the other half); background windows share no identity
             params = per_fold[0]["params"]
@@ -329,9 +329,9 @@ def _needs(fn, feats) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from snapseal.quantize import measure
+    from snapseal.eval.model import measure
 
-    parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.score_candidates", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.model.score_candidates", description=__doc__.split("\n")[0])
     measure.add_model_args(parser)
     parser.add_argument("--out", default="build/measure", help="output directory")
     parser.add_argument("--reuse-features", action="store_true", help="reuse OUT/features.npz from an earlier run (same model and data)")

@@ -1,7 +1,7 @@
 """Measure the trackers against walk-by ground truth: which one is the daemon's default.
 
-    python -m snapseal.daemon.demo.track_eval                 # simulated detections, many seeds
-    python -m snapseal.daemon.demo.track_eval --video         # + the real detector on rendered videos
+    python -m snapseal.eval.scenes.track_eval                 # simulated detections, many seeds
+    python -m snapseal.eval.scenes.track_eval --video         # + the real detector on rendered videos
 
 Two kinds of input, both from ``walkby`` plans whose every face box is known:
 
@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from snapseal.daemon.capture import read_video_frames
-from snapseal.daemon.demo.walkby import TruthBox, WalkbyPlan, plan_walkby
+from snapseal.eval.scenes.walkby import TruthBox, WalkbyPlan, plan_walkby
 from snapseal.daemon.track import DistanceTracker, IouTracker, Tracker, iou_matrix
 from snapseal.daemon.types import Box, Detection
 
@@ -180,9 +180,9 @@ def video_table(seeds: Iterable[int], max_age: int, min_length: int, width: int,
     from pathlib import Path
 
     from snapseal.daemon.config import DetectorConfig
-    from snapseal.daemon.demo.__main__ import WALKBY_PEOPLE
-    from snapseal.daemon.demo.assets import load_face_patches
-    from snapseal.daemon.demo.walkby import write_video
+    from snapseal.eval.scenes.demo import WALKBY_PEOPLE
+    from snapseal.eval.scenes.assets import load_face_patches
+    from snapseal.eval.scenes.walkby import write_video
     from snapseal.daemon.detect import make_detector
 
     config = DetectorConfig()  # the daemon's default detector settings, as the demo runs
@@ -211,7 +211,7 @@ def format_table(rows: Sequence[tuple[str, str, TrackMetrics]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.demo.track_eval", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.scenes.track_eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--max-age", type=int, default=15)

@@ -44,7 +44,7 @@ from typing import Callable, Iterable
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.keys import fsync_directory, write_file_atomically
-from snapseal.daemon.seal import HEADER_SIZE, RECORD_SUFFIX, RecordError, RecordHeader, parse_header
+from snapseal.daemon.records.seal import HEADER_SIZE, RECORD_SUFFIX, RecordError, RecordHeader, parse_header
 
 TEMP_PREFIX = ".snapseal-tmp-"
 TEMP_PATTERN = re.compile(r"^\.snapseal-tmp-(\d+)-[0-9a-f]+\.part$")
@@ -254,7 +254,7 @@ def benchmark(count: int, directory: Path, crop_size: int = 64) -> dict[str, flo
     import numpy as np
 
     from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-    from snapseal.daemon.seal import CropMeta, RecordSealer, encode_png, open_record
+    from snapseal.daemon.records.seal import CropMeta, RecordSealer, encode_png, open_record
 
     investigator = InvestigatorKeyPair.generate()
     sealer = RecordSealer(investigator.public, DeviceKeyPair.generate(), "bench-cam", retention=3600.0)
@@ -303,7 +303,7 @@ def benchmark(count: int, directory: Path, crop_size: int = 64) -> dict[str, flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.store",
+    parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.records.store",
                                      description="Benchmark sealing and storing records.")
     parser.add_argument("command", choices=["bench"])
     parser.add_argument("--count", type=int, default=500)

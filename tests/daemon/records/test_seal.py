@@ -1,4 +1,4 @@
-"""The sealed record format (daemon/seal.py): round trip, keys, tampering of every byte."""
+"""The sealed record format (daemon/records/seal.py): round trip, keys, tampering of every byte."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapseal.daemon import seal
+from snapseal.daemon.records import seal
 from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-from snapseal.daemon.seal import (
+from snapseal.daemon.records.seal import (
     HEADER_SIZE,
     PREFIX_SIZE,
     CorruptRecordError,

@@ -1,6 +1,6 @@
 """The issue's "Measure" list, printed and written to build/measure/quality.{json,md}.
 
-    python -m snapseal.quantize.measure [--bundle DIR] [--float-checkpoint PT] [--val-dir DIR]
+    python -m snapseal.eval.model.measure [--bundle DIR] [--float-checkpoint PT] [--val-dir DIR]
     make measure
 
 1. parameters, weight memory at the chosen bits, training time (from the bundle's manifest);
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from snapseal.daemon.errors import SnapsealError
-from snapseal.quantize import degrade as dg
-from snapseal.quantize import ranking
+from snapseal.eval.model import degrade as dg
+from snapseal.eval.model import ranking
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VAL_DIR = REPO_ROOT / "build" / "data" / "bootstrap"
@@ -171,7 +171,7 @@ def open_model(args: argparse.Namespace):
     from snapseal.daemon.scoring.likelihood import epsilon_table
 
     if getattr(args, "checkpoint", None):
-        from snapseal.quantize.score_candidates import TorchAccelerator
+        from snapseal.eval.model.score_candidates import TorchAccelerator
 
         accel = TorchAccelerator(args.checkpoint)
         return accel, epsilon_table(accel.model.cfg.latent_dim), f"checkpoint {args.checkpoint}"
@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> dict:
     from snapseal.daemon.bundle import load_bundle
     from snapseal.daemon.scoring.complexity import ComplexityParams, ComplexityScorer
     from snapseal.daemon.scoring.paper import PaperScorer
-    from snapseal.quantize import baselines
+    from snapseal.eval.model import baselines
 
     bundle = load_bundle(args.bundle)
     emulate = make_accelerator("emulate", bundle)
@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> dict:
           f"(fraction of (clean, degraded) pairs with clean above; face>bg: clean face vs {len(nonface)} background windows)")
     print(table)
 
-    from snapseal.quantize.score_candidates import TorchAccelerator
+    from snapseal.eval.model.score_candidates import TorchAccelerator
 
     references = {}
     if qat_ckpt is not None and qat_ckpt.is_file():
@@ -384,7 +384,7 @@ def to_markdown(report: dict, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m snapseal.quantize.measure", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.model.measure", description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", help="bundle directory (default: the committed default bundle)")
     parser.add_argument("--float-checkpoint", help="the float twin QAT started from (default: as the bundle's manifest says; skipped if missing)")
     parser.add_argument("--qat-checkpoint", help="the QAT checkpoint the bundle was exported from, run in float "
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python -m snapseal.quantize.measure" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
+    command = "python -m snapseal.eval.model.measure" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(argv if argv is not None else sys.argv[1:]))
     (out / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "quality.md").write_text(to_markdown(report, command))
     print(f"\nwrote {out / 'quality.json'} and {out / 'quality.md'}")

@@ -1,6 +1,6 @@
 """``make demo``: run the daemon on the embedded default input and show what it kept.
 
-    python -m snapseal.daemon.demo [--out build/demo] [--backend emulate]
+    python -m snapseal.eval.scenes [--out build/demo] [--backend emulate]
 
 1. keys: a demo investigator key pair and a device key in ``OUT/keys`` (made once);
 2. input: a 640x480 walk-by composed from the asset photos (``walkby``; made once, in
@@ -26,9 +26,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from snapseal.daemon.demo.assets import REPO_ROOT, carphone_path, load_face_patches
-from snapseal.daemon.demo.figures import draw_track
-from snapseal.daemon.demo.walkby import plan_walkby, write_video
+from snapseal.eval.scenes.assets import REPO_ROOT, carphone_path, load_face_patches
+from snapseal.eval.scenes.figures import draw_track
+from snapseal.eval.scenes.walkby import plan_walkby, write_video
 from snapseal.daemon.errors import SnapsealError
 
 WALKBY_PEOPLE = 5
@@ -92,8 +92,8 @@ def run_one(name: str, video: Path, out: Path, keys: tuple[Path, Path, Path], ba
 
 def open_and_draw(result: dict, key_path: Path, tracks_dir: Path) -> list[Path]:
     from snapseal.daemon.keys import load_investigator_private
-    from snapseal.daemon.seal import open_record
-    from snapseal.daemon.store import list_headers
+    from snapseal.daemon.records.seal import open_record
+    from snapseal.daemon.records.store import list_headers
 
     investigator = load_investigator_private(key_path)
     opened = {}
@@ -122,14 +122,14 @@ def open_and_draw(result: dict, key_path: Path, tracks_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snapseal.daemon.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.scenes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "demo")
     parser.add_argument("--backend", default="emulate", choices=("emulate", "cpu", "fpga"))
     args = parser.parse_args(argv)
 
     from snapseal.daemon.detect import make_detector
-    from snapseal.daemon.service import configure_logging
+    from snapseal.daemon.logs import configure_logging
 
     started = time.perf_counter()
     configure_logging("text", level=logging.WARNING)  # the demo prints its own summary

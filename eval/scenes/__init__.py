@@ -2,5 +2,5 @@
 
 ``walkby`` composes the video (and knows its ground truth, which the tracker measurement and the
 tests use), ``track_eval`` measures the trackers on it, ``figures`` draws the per-track strips,
-``__main__`` runs the whole demo (``python -m snapseal.daemon.demo``).
+``__main__`` runs the whole demo (``python -m snapseal.eval.scenes``).
 """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snapseal.quantize import degrade as dg
+from snapseal.eval.model import degrade as dg
 
 CLEAN = "clean"
 

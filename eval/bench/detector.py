@@ -1,6 +1,6 @@
 """Detector speed on one 640x480 frame, per backend and thread count (a benchmark, not a test).
 
-    python -m snapseal.daemon.detect.bench [--image FILE] [--repeats 20] [--min-face-px 40]
+    python -m snapseal.eval.bench.detector [--image FILE] [--repeats 20] [--min-face-px 40]
 
 Without --image it uses a uniform-noise frame (the
 pyramid costs the same; only R-/O-Net work depends on content). Prints one line per setting:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snapseal.quantize import degrade as dg
-from snapseal.quantize import ranking
+from snapseal.eval.model import degrade as dg
+from snapseal.eval.model import ranking
 
 
 def _face_like(seed: int) -> dg.FaceRegion:
@@ -40,7 +40,7 @@ def test_identity_split_keeps_people_apart():
 
 
 def test_laplacian_variance_drops_with_blur():
-    from snapseal.quantize import baselines
+    from snapseal.eval.model import baselines
 
     region = _face_like(2)
     crops = np.stack([dg.clean_crop(region), dg.degrade(region, "blur", 2)])
@@ -50,7 +50,7 @@ def test_laplacian_variance_drops_with_blur():
 
 def test_brisque_works_under_numpy_2_and_prefers_the_sharp_crop():
     pytest.importorskip("brisque")
-    from snapseal.quantize import baselines
+    from snapseal.eval.model import baselines
 
     region = _face_like(3)
     crops = np.stack([dg.clean_crop(region), dg.degrade(region, "blur", 3)])
