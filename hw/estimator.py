@@ -7,7 +7,7 @@ Candidates: ``at_mean`` (one decoder pass at z = mu_z: what one bitstream comput
   darkening, 3 levels) = one track of 10 crops;
 * ``--video``: real tracks: the daemon's detector (MTCNN), crop and IoU tracker on the
   carphone video (one real person, 120 frames) and on rendered walk-by videos
-  (``daemon/demo/walkby.py``, real face photos, 4 people each). Long tracks are also cut into
+  (``eval/scenes/walkby.py``, real face photos, 4 people each). Long tracks are also cut into
   windows of ``--window`` consecutive crops (what the daemon compares when many people pass).
 
 Printed: Spearman rho vs L=10 over all crops, and the rate at which each estimator picks the
@@ -64,8 +64,8 @@ def read_video(path: Path):
 
 
 def real_video_tracks(walkby_seeds: int) -> dict[str, list[np.ndarray]]:
-    from snapseal.daemon.demo.assets import carphone_path, load_face_patches
-    from snapseal.daemon.demo.walkby import plan_walkby, render_frames
+    from snapseal.eval.scenes.assets import carphone_path, load_face_patches
+    from snapseal.eval.scenes.walkby import plan_walkby, render_frames
     from snapseal.daemon.detect import make_detector
 
     detector = make_detector(min_face_px=40, confidence=0.9)
