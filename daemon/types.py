@@ -61,6 +61,21 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class EvidenceImage:
+    """A colour cut of the frame for the investigator, kept beside the model crop and sealed with it.
+
+    ``frame_box`` is the part of the frame it shows, in frame pixels, before any downscale; it may
+    reach past the frame's edges, where the image is padded (``padded``). ``scale`` <= 1 is the
+    downscale applied to fit the configured cap (never upscaled)."""
+
+    pixels: np.ndarray  # H x W x 3 uint8, OpenCV's channel order (BGR)
+    role: str  # "evidence" (the face with context) | "person" (the tracked person's region)
+    frame_box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels (x2, y2 exclusive)
+    scale: float = 1.0
+    padded: bool = False
+
+
+@dataclass(frozen=True)
 class FaceCrop:
     """A detection cut out of its frame, ready for the quality model."""
 
@@ -68,6 +83,8 @@ class FaceCrop:
     detection: Detection
     frame_index: int
     timestamp: float
+    # Colour images for the investigator (made from the same frame); sealed with the model crop.
+    evidence: tuple[EvidenceImage, ...] = ()
 
 
 @dataclass(frozen=True)
