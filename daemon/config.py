@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Iterator, Mapping
 
 from snapseal.daemon.errors import SnapsealError
 
@@ -34,44 +34,95 @@ BACKENDS = ("emulate", "fpga", "cpu")
 LOG_FORMATS = ("json", "text")
 
 
-def _spec(kind: str, check: Callable[[Any], bool] | None = None, rule: str = "", must_exist: bool = False):
-    """Field metadata: the TOML kind expected, an optional range check and its wording."""
-    return {"kind": kind, "check": check, "rule": rule, "must_exist": must_exist}
+@dataclass(frozen=True)
+class Setting:
+    """One config key, declared once: its TOML kind, allowed values, description and example.
+
+    The validation message, ``snapseal run --help``, ``snapseal config --defaults`` and
+    deploy/snapseal.example.toml are all made from this, so they cannot drift apart."""
+
+    kind: str  # "str" | "int" | "float" | "bool" | "path"
+    help: str  # one line, for the example file and --help
+    minimum: float | None = None
+    maximum: float | None = None
+    minimum_open: bool = False  # (minimum, ...] instead of [minimum, ...]
+    choices: tuple[str, ...] = ()
+    non_empty: bool = False
+    must_exist: bool = False
+    example: Any = None  # value shown in the example file when the default is None (unset)
+    deploy: bool = False  # install.sh writes this key with the board's value
+
+    @property
+    def rule(self) -> str:
+        if self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        if self.minimum is not None and self.maximum is not None:
+            low = "(" if self.minimum_open else "["
+            return f"must be in {low}{_number(self.minimum)}, {_number(self.maximum)}]"
+        if self.minimum is not None:
+            return f"must be {'>' if self.minimum_open else '>='} {_number(self.minimum)}"
+        if self.non_empty:
+            return "must not be empty"
+        return ""
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices and value not in self.choices:
+            return False
+        if self.non_empty and isinstance(value, str) and value.strip() == "":
+            return False
+        if self.minimum is not None and (value <= self.minimum if self.minimum_open else value < self.minimum):
+            return False
+        if self.maximum is not None and value > self.maximum:
+            return False
+        return True
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
+
+
+def setting(default: Any, kind: str, help: str, **rules: Any) -> Any:
+    """A dataclass field carrying its ``Setting`` (see ``Setting``)."""
+    return field(default=default, metadata={"setting": Setting(kind, help, **rules)})
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    source: str = field(default="0", metadata=_spec("str", lambda v: v.strip() != "", "must not be empty"))
-    camera_id: str = field(default="cam-01", metadata=_spec("str", lambda v: v.strip() != "", "must not be empty"))
-    # Longest wait between reopen attempts of a live camera that went away (backoff doubles up to it).
-    reconnect_max_s: float = field(default=30.0, metadata=_spec("float", lambda v: 0 < v <= 3600, "must be in (0, 3600]"))
-    # A video file is read as fast as the pipeline goes; true replays it at its own frame rate,
-    # like a camera (demos, soak tests).
-    realtime: bool = field(default=False, metadata=_spec("bool"))
+    source: str = setting("0", "str", "V4L2 index, /dev/videoN, rtsp://... URL or a video file", non_empty=True,
+                          deploy=True)
+    camera_id: str = setting("cam-01", "str", "goes into every sealed record", non_empty=True, deploy=True)
+    reconnect_max_s: float = setting(30.0, "float", "longest wait between reopen attempts of a camera that went away "
+                                     "(the backoff doubles up to it)", minimum=0, maximum=3600, minimum_open=True)
+    realtime: bool = setting(False, "bool", "replay a video file at its own frame rate, like a camera (demos, soak tests)")
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    min_face_px: int = field(default=40, metadata=_spec("int", lambda v: 8 <= v <= 4096, "must be in [8, 4096]"))
-    confidence: float = field(default=0.9, metadata=_spec("float", lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]"))
+    min_face_px: int = setting(40, "int", "smaller faces are ignored", minimum=8, maximum=4096)
+    confidence: float = setting(0.9, "float", "the detector's minimum face confidence", minimum=0.0, maximum=1.0)
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    kind: str = field(default="iou", metadata=_spec("str", lambda v: v in TRACKER_KINDS, f"must be one of {', '.join(TRACKER_KINDS)}"))
-    max_age_frames: int = field(default=15, metadata=_spec("int", lambda v: 0 <= v <= 10_000, "must be in [0, 10000]"))
-    min_length_frames: int = field(default=5, metadata=_spec("int", lambda v: 1 <= v <= 10_000, "must be in [1, 10000]"))
+    kind: str = setting("iou", "str", '"iou" (motion model) or "distance" (the paper\'s)', choices=TRACKER_KINDS)
+    max_age_frames: int = setting(15, "int", "a track ends after this many frames without its face",
+                                  minimum=0, maximum=10_000)
+    min_length_frames: int = setting(5, "int", "shorter tracks are listed in the run summary, never sealed",
+                                     minimum=1, maximum=10_000)
 
 
 @dataclass(frozen=True)
 class QualityConfig:
-    bundle: Path | None = field(default=None, metadata=_spec("path", must_exist=True))  # None = bundled default
-    backend: str = field(default="emulate", metadata=_spec("str", lambda v: v in BACKENDS, f"must be one of {', '.join(BACKENDS)}"))
-    scorer: str = field(default="default", metadata=_spec("str", lambda v: v.strip() != "", "must not be empty"))
-    top_k: int = field(default=1, metadata=_spec("int", lambda v: 1 <= v <= 100, "must be in [1, 100]"))
-    # Crops on each side of the best one sealed with it as a short clip (0 = no clip).
-    clip_frames: int = field(default=0, metadata=_spec("int", lambda v: 0 <= v <= 50, "must be in [0, 50]"))
-    batch_size: int = field(default=16, metadata=_spec("int", lambda v: 1 <= v <= 1024, "must be in [1, 1024]"))
+    bundle: Path | None = setting(None, "path", "accelerator bundle directory; unset = the bundled default",
+                                  must_exist=True, example="/opt/snapseal/bundle", deploy=True)
+    backend: str = setting("emulate", "str", "where the quality model runs; install.sh picks fpga when the bundle "
+                           "has a bitstream", choices=BACKENDS, deploy=True)
+    scorer: str = setting("default", "str", '"default" (measured best) or "paper" (the VAE reconstruction probability)',
+                          non_empty=True)
+    top_k: int = setting(1, "int", "best crops sealed per person", minimum=1, maximum=100)
+    clip_frames: int = setting(0, "int", "crops on each side of the best one sealed with it as a short clip (0 = none)",
+                               minimum=0, maximum=50)
+    batch_size: int = setting(16, "int", "crops scored per accelerator call", minimum=1, maximum=1024)
 
     @property
     def scorer_name(self) -> str | None:
@@ -81,22 +132,28 @@ class QualityConfig:
 
 @dataclass(frozen=True)
 class KeysConfig:
-    recipient: Path | None = field(default=None, metadata=_spec("path", must_exist=True))
-    device_key: Path | None = field(default=None, metadata=_spec("path", must_exist=True))
+    recipient: Path | None = setting(None, "path", "the investigator public key: the only key that can open a record",
+                                     must_exist=True, example="/etc/snapseal/investigator.pub", deploy=True)
+    device_key: Path | None = setting(None, "path", "the camera's signing key, made on the camera; never leaves it",
+                                      must_exist=True, example="/var/lib/snapseal/device.key", deploy=True)
 
 
 @dataclass(frozen=True)
 class StoreConfig:
-    dir: Path | None = field(default=None, metadata=_spec("path"))
-    retention_days: float = field(default=10.0, metadata=_spec("float", lambda v: 0 < v <= 3650, "must be in (0, 3650]"))
-    quota_mb: float = field(default=512.0, metadata=_spec("float", lambda v: 0 < v <= 10_000_000, "must be > 0"))
-    # How often the running daemon deletes expired records.
-    purge_interval_min: float = field(default=10.0, metadata=_spec("float", lambda v: 0 < v <= 1440, "must be in (0, 1440]"))
+    dir: Path | None = setting(None, "path", "sealed records; the only writable path besides the device key",
+                               example="/var/lib/snapseal/records", deploy=True)
+    retention_days: float = setting(10.0, "float", "records are deleted after this (GDPR art. 17)",
+                                    minimum=0, maximum=3650, minimum_open=True)
+    quota_mb: float = setting(512.0, "float", "the store refuses new records beyond this size",
+                              minimum=0, maximum=10_000_000, minimum_open=True)
+    purge_interval_min: float = setting(10.0, "float", "how often the running daemon deletes expired records",
+                                        minimum=0, maximum=1440, minimum_open=True)
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    log_format: str = field(default="json", metadata=_spec("str", lambda v: v in LOG_FORMATS, f"must be one of {', '.join(LOG_FORMATS)}"))
+    log_format: str = setting("json", "str", 'log lines on stderr: "json" or "text" (journalctl -u snapseal)',
+                              choices=LOG_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -193,14 +250,14 @@ def load_config(path: Path | str | None = None, overrides: Mapping[str, Any] | N
             if name not in table:
                 continue
             where = origin.get(f"{section}.{name}", file_label)
-            meta = fld.metadata
+            spec: Setting = fld.metadata["setting"]
             try:
-                value = _convert(table[name], meta["kind"])
+                value = _convert(table[name], spec.kind)
             except TypeError as expected:
                 raise SnapsealError(f"{where}: [{section}] {name} must be {expected}, got {_describe(table[name])}") from None
-            if meta["check"] is not None and not meta["check"](value):
-                raise SnapsealError(f"{where}: [{section}] {name} {meta['rule']}, got {_describe(table[name])}")
-            if check_files and meta["must_exist"] and not value.exists():
+            if not spec.accepts(value):
+                raise SnapsealError(f"{where}: [{section}] {name} {spec.rule}, got {_describe(table[name])}")
+            if check_files and spec.must_exist and not value.exists():
                 raise SnapsealError(f"{where}: [{section}] {name}: file {value} does not exist")
             values[name] = value
         sections[section] = section_cls(**values)
@@ -214,3 +271,52 @@ def require(config: Config, dotted: str, option: str) -> Any:
     if value is None:
         raise SnapsealError(f"missing [{section}] {key}: set it in the config file or pass {option}")
     return value
+
+
+def settings() -> Iterator[tuple[str, str, Any, Setting]]:
+    """(section, key, default, Setting) of every config key, in file order."""
+    for section, section_cls in SECTIONS.items():
+        for fld in dataclasses.fields(section_cls):
+            yield section, fld.name, fld.default, fld.metadata["setting"]
+
+
+def setting_of(dotted: str) -> Setting:
+    section, key = dotted.split(".", 1)
+    for fld in dataclasses.fields(SECTIONS[section]):
+        if fld.name == key:
+            return fld.metadata["setting"]
+    raise KeyError(dotted)
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML source (strings JSON-quoted: a valid TOML basic string)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def example_toml() -> str:
+    """The documented config file: every key with its default (or an example for unset paths),
+    its rule and its description. deploy/snapseal.example.toml is exactly this text."""
+    lines = ["# The daemon's one config file (/etc/snapseal/snapseal.toml, root:snapseal 0640).",
+             "# Every key with its default; the paths, which have none, as a board install sets them.",
+             "# `snapseal config --defaults` prints this file.",
+             "# deploy/install.sh writes only the keys marked [deploy] with the board's values;",
+             "# `snapseal run --config FILE` validates it at start and names the file and key of any error."]
+    current = None
+    for section, key, default, spec in settings():
+        if section != current:
+            lines += ["", f"[{section}]"]
+            current = section
+        rule = f" ({spec.rule})" if spec.rule else ""
+        tag = " [deploy]" if spec.deploy else ""
+        lines.append(f"# {spec.help}{rule}{tag}")
+        if default is None:  # no default: the value a board install writes
+            lines.append(f"{key} = {toml_value(spec.example)}")
+        else:
+            lines.append(f"{key} = {toml_value(default)}")
+    return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from snapseal.daemon.errors import SnapsealError
 
 # Add a module here when it adds a subcommand; keep the list sorted.
 COMMAND_MODULES: tuple[str, ...] = (
+    "config",
     "keys",
     "records",
     "run",

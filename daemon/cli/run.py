@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from snapseal.daemon.config import BACKENDS, LOG_FORMATS, TRACKER_KINDS, load_config
+from snapseal.daemon.config import load_config, setting_of
 
 # option dest -> config key it overrides
 OVERRIDES = {
@@ -40,22 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="run the camera daemon (until the file ends or SIGTERM)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="TOML config file (options below override it)")
-    parser.add_argument("--source", help="V4L2 index (0), /dev/videoN, rtsp://... URL or a video file")
-    parser.add_argument("--store", help="directory of sealed records")
-    parser.add_argument("--recipient", help="investigator public key file (investigator.pub)")
-    parser.add_argument("--device-key", dest="device_key", help="the camera's signing key (device.key)")
     parser.add_argument("--ephemeral-device-key", action="store_true",
                         help="demo/testing only: sign with a throwaway key instead of --device-key")
-    parser.add_argument("--backend", choices=BACKENDS, help="accelerator backend for scoring")
-    parser.add_argument("--bundle", help="accelerator bundle directory (default: the bundled one)")
-    parser.add_argument("--scorer", help="scorer name ('default' or 'paper')")
-    parser.add_argument("--camera-id", dest="camera_id")
-    parser.add_argument("--tracker", choices=TRACKER_KINDS)
-    parser.add_argument("--top-k", dest="top_k", type=int)
-    parser.add_argument("--clip-frames", dest="clip_frames", type=int)
-    parser.add_argument("--min-face-px", dest="min_face_px", type=int)
-    parser.add_argument("--retention-days", dest="retention_days", type=float)
-    parser.add_argument("--log-format", dest="log_format", choices=LOG_FORMATS)
+    for dest, key in OVERRIDES.items():  # each option's help is its config key's one description
+        spec = setting_of(key)
+        option = "--" + ("store" if key == "store.dir" else "tracker" if key == "tracker.kind" else dest.replace("_", "-"))
+        kwargs: dict = {"dest": dest, "help": f"{spec.help} [{key}]"}
+        if spec.choices:
+            kwargs["choices"] = spec.choices
+        elif spec.kind in ("int", "float"):
+            kwargs["type"] = int if spec.kind == "int" else float
+        parser.add_argument(option, **kwargs)
     parser.add_argument("--summary-json", dest="summary_json", type=Path,
                         help="also write the run summary (tracks, stage times) as JSON here")
     parser.set_defaults(func=run)

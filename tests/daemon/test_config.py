@@ -128,3 +128,59 @@ def test_the_deploy_example_config_is_valid(repo_root):
         pytest.skip("deploy/snapseal.example.toml not in this tree")
     config = load_config(example, check_files=False)  # its paths are the board's
     assert config.tracker.kind in ("iou", "distance") and config.keys.recipient is not None
+
+
+# --- every key declared once: the example file, the messages and --help come from it ------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_file_is_what_config_defaults_prints():
+    from snapseal.daemon.config import example_toml
+
+    assert (REPO / "deploy" / "snapseal.example.toml").read_text(encoding="utf-8") == example_toml()
+
+
+def test_example_file_gives_the_defaults_and_the_board_paths():
+    from snapseal.daemon.config import settings
+
+    config = load_config(REPO / "deploy" / "snapseal.example.toml", check_files=False)
+    for section, key, default, spec in settings():
+        want = default if default is not None else Path(spec.example)
+        assert getattr(getattr(config, section), key) == want, f"{section}.{key}"
+
+
+def test_cli_prints_the_defaults(capsys):
+    from snapseal.daemon.cli import main
+    from snapseal.daemon.config import example_toml
+
+    assert main(["config", "--defaults"]) == 0
+    assert capsys.readouterr().out == example_toml()
+
+
+def test_range_message_says_the_range_it_checks(tmp_path):
+    with pytest.raises(SnapsealError) as caught:
+        load_config(write(tmp_path, "[store]\nquota_mb = 2e7\n"))
+    assert "quota_mb must be in (0, 10000000], got 20000000.0" in str(caught.value)
+    with pytest.raises(SnapsealError, match=r"quota_mb must be in \(0, 10000000\], got 0"):
+        load_config(write(tmp_path, "[store]\nquota_mb = 0\n"))
+
+
+def test_every_key_has_a_description_and_a_rule_that_holds_for_its_default():
+    from snapseal.daemon.config import settings
+
+    for section, key, default, spec in settings():
+        assert spec.help.strip(), f"{section}.{key} has no description"
+        if default is not None:
+            assert spec.accepts(default), f"{section}.{key}: default {default!r} breaks its own rule"
+
+
+def test_run_help_shows_each_overridable_key(capsys):
+    from snapseal.daemon.cli import main
+    from snapseal.daemon.cli.run import OVERRIDES
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in OVERRIDES.values():
+        assert f"[{key}]" in text
