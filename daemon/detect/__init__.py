@@ -4,19 +4,23 @@
     detector = make_detector(min_face_px=40, confidence=0.9)
     detections = detector.detect(frame_bgr)  # list[Detection], best first
 
-MTCNN (the paper's detector) on onnxruntime with one thread is the default; ``backend="opencv"``
-runs the same graphs on cv2.dnn. Measured with ``python -m snapseal.eval.bench.detector --image
-build/assets/insightface/t1.jpg`` (640x480, 6 faces, min_face_px 40, 2 cores shared by a busy
-machine): onnxruntime 1 thread 116-177 ms/frame vs cv2.dnn 1 thread 164-305 ms; 2 threads were
-slower for onnxruntime under that load (276-770 ms).
+MTCNN (the paper's detector) is the one detector; the runtime that executes its networks is
+chosen by ``backend`` (the config's ``[detector] runtime``): ``onnxruntime`` (default),
+``opencv`` (cv2.dnn) or ``ncnn`` (weights built by ``make detector-ncnn``); see
+``runtimes.py``. All three give the same detections up to float rounding (tested). Speed per
+runtime and thread count: ``python -m snapseal.eval.bench.detector``.
+
+``schedule.py`` holds the detection schedule the pipeline calls: a full detection every k-th
+frame and, in between, O-Net alone on the tracker's predicted boxes.
 """
 
 from __future__ import annotations
 
 import os
 
-from snapseal.daemon.detect.base import Detector
+from snapseal.daemon.detect.base import BoxRefiner, Detector
 from snapseal.daemon.detect.mtcnn import MtcnnDetector
+from snapseal.daemon.detect.runtimes import RUNTIMES, available_runtimes
 
 DEFAULT_BACKEND = "onnxruntime"
 
@@ -27,15 +31,36 @@ def make_detector(
     backend: str = DEFAULT_BACKEND,
     weights_dir: str | os.PathLike[str] | None = None,
     num_threads: int | None = 1,  # 1 measured fastest on 2 shared cores; None = runtime default
-) -> Detector:
-    """The default face detector (MTCNN) configured like the daemon's ``[detector]`` section."""
+    ncnn_weights_dir: str | os.PathLike[str] | None = None,
+    pyramid_interpolation: str = "area",
+) -> MtcnnDetector:
+    """The face detector (MTCNN) configured like the daemon's ``[detector]`` section."""
     return MtcnnDetector(
         min_face_px=min_face_px,
         confidence=confidence,
         backend=backend,
         weights_dir=weights_dir,
         num_threads=num_threads,
+        ncnn_weights_dir=ncnn_weights_dir,
+        pyramid_interpolation=pyramid_interpolation,
     )
 
 
-__all__ = ["Detector", "MtcnnDetector", "make_detector"]
+def detector_from_config(section) -> MtcnnDetector:
+    """The detector of a ``[detector]`` config section (``config.DetectorConfig``). Keys a
+    section does not have take the factory's defaults."""
+    get = lambda key, default: getattr(section, key, default)  # noqa: E731
+    ncnn_dir = get("ncnn_weights_dir", None)
+    threads = get("threads", 1)
+    return make_detector(
+        min_face_px=section.min_face_px,
+        confidence=section.confidence,
+        backend=get("runtime", DEFAULT_BACKEND),
+        num_threads=threads if threads else None,
+        ncnn_weights_dir=ncnn_dir,
+        pyramid_interpolation=get("pyramid_interpolation", "area"),
+    )
+
+
+__all__ = ["BoxRefiner", "Detector", "MtcnnDetector", "RUNTIMES", "available_runtimes", "detector_from_config",
+           "make_detector"]

