@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.crop import (
     ALIGNED_EYE_CENTRE,
@@ -28,8 +29,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "build" / "assets"
 @pytest.fixture(scope="module")
 def group_photo() -> tuple[np.ndarray, list[Detection]]:
     path = ASSETS / "insightface" / "t1.jpg"
-    if not path.is_file():
-        pytest.skip(f"{path} missing: run `make data`")
+    require_built(path)
     image = cv2.imread(str(path))
     return image, make_detector().detect(image)
 

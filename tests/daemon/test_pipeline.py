@@ -125,7 +125,7 @@ def test_no_plaintext_image_bytes_under_store_temp_or_logs(walkby, keys, tmp_pat
 
 
 @pytest.mark.slow
-def test_real_detector_on_real_faces_gives_one_record_per_person(keys, tmp_path):
+def test_real_detector_on_real_faces_gives_one_record_per_person(keys, tmp_path, assets):
     """MTCNN on a walk-by composed from the asset photos (needs `make data-assets`)."""
     from snapseal.eval.scenes.assets import load_face_patches
     from snapseal.daemon.detect import make_detector

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import ASSETS_DIR, require_built
 
 from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
 from snapseal.daemon.records.seal import open_record
@@ -61,6 +62,7 @@ def test_unreadable_source_is_one_line(tmp_path, keys):
 
 
 def walkby_with_one_person(path: Path, frames: int) -> Path:
+    require_built(ASSETS_DIR / ".ready")
     from snapseal.eval.scenes.assets import load_face_patches
     from snapseal.eval.scenes.walkby import plan_walkby, write_video
     from snapseal.daemon.detect import make_detector

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.cli import main
 from snapseal.daemon.scoring.inputs import UNIFORM_SCORE
@@ -25,9 +26,8 @@ def _run(capsys, *argv: str) -> tuple[int, list[dict]]:
 
 @pytest.fixture
 def photos() -> list[Path]:
-    missing = [p for p in PHOTOS if not p.is_file()]
-    if missing:
-        pytest.skip(f"face assets not fetched (make data): {missing[0]}")
+    for path in PHOTOS:
+        require_built(path)
     return PHOTOS
 
 

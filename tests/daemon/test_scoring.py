@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.scoring import DEFAULT_SCORER, load_scorer, resolve_scorer_name
@@ -184,8 +185,7 @@ def test_noise_and_exposure_terms_react_to_what_they_measure():
 
 
 def _val_ranking_set():
-    if not (VAL_DIR / "val_sources.npz").is_file():
-        pytest.skip("bootstrap val set not built (make data)")
+    require_built(VAL_DIR / "val_sources.npz")
     from snapseal.eval.model import measure, ranking
 
     regions, identities = measure.load_val_regions(VAL_DIR)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
+from tests.conftest import require_tool
 from tests.deploy.conftest import INSTALL_SH
 
 
 def test_install_sh_is_shellcheck_clean():
-    shellcheck = shutil.which("shellcheck")
-    # A failure, not a skip: `make test` installs shellcheck (mk/deploy.mk, TEST_PREREQS).
-    assert shellcheck, "shellcheck is missing: `apt-get install shellcheck` (make test does it)"
+    shellcheck = require_tool("shellcheck", "shellcheck")
     result = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(INSTALL_SH)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

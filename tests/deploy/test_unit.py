@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
 from tests.deploy.conftest import REPO_ROOT, base_args, copy_root, run_install, system_units_into
 
 UNIT = REPO_ROOT / "deploy" / "systemd" / "snapseal.service"
@@ -20,9 +21,7 @@ MAX_EXPOSURE = 2.0
 
 
 def require_systemd_analyze() -> str:
-    # A failure, not a skip: `make test` installs it (mk/deploy.mk, TEST_PREREQS).
-    assert SYSTEMD_ANALYZE, "systemd-analyze is missing: `apt-get install systemd` (make test does it)"
-    return SYSTEMD_ANALYZE
+    return require_tool("systemd-analyze", "systemd")
 
 
 def directives(text: str) -> dict[str, list[str]]:

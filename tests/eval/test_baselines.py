@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.eval.model import baselines
@@ -27,7 +28,7 @@ ASTRONAUT = REPO / "build" / "assets" / "scikit-image" / "astronaut.png"
 def _need(*paths: Path) -> None:
     for path in paths:
         if not path.is_file():
-            pytest.skip(f"{path} missing: run `make data`")
+            require_built(path)
 
 
 def _texture(seed: int, side: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.crop import region_to_crop
 from snapseal.daemon.errors import SnapsealError
@@ -24,7 +25,7 @@ BOOTSTRAP = REPO / "build" / "data" / "bootstrap"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} missing: run `make data`")
+        require_built(path)
     return path
 
 
