@@ -22,17 +22,26 @@ exactly what the daemon would crop from a degraded frame ("degrade, then crop").
 are area-downsampled before the warp (no aliasing); parts of the crop outside the frame
 repeat the frame's border pixels. Degenerate boxes (zero or negative size) give a crop of
 the nearest pixels, never an exception; non-finite coordinates are a ``SnapsealError``.
+
+Beside the model crop, ``evidence_images`` cuts what an investigator needs from the same frame:
+the face in colour at the camera's resolution with the head around it (the box widened by
+``EvidenceSettings.context`` for hair, ears and the head's outline, a little more above the
+box than below it), downscaled only to fit ``max_side`` (never upscaled), lossless. Where the
+widened box leaves the frame the image is padded with black and marked ``padded`` (never an
+exception, never a replicated border that could pass for picture content). Optionally also
+the tracked person's region (``person_region``: a body-sized box estimated from the face).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.types import CROP_SIZE, Detection, FaceCrop, Frame
+from snapseal.daemon.types import CROP_SIZE, Detection, EvidenceImage, FaceCrop, Frame
 
 CROP_VARIANTS = ("box", "aligned")
 DEFAULT_VARIANT = "aligned"
@@ -195,13 +204,140 @@ def crop_face(image: np.ndarray, detection: Detection, variant: str = DEFAULT_VA
     return region_to_crop(face_region(image, detection, variant, REGION_SIZE))
 
 
-def make_face_crop(frame: Frame, detection: Detection, variant: str = DEFAULT_VARIANT) -> FaceCrop:
-    """``crop_face`` wrapped with its detection and frame time, for the pipeline."""
+# Evidence framing, as multiples of the detection box (MTCNN boxes run from the brows to the
+# chin and cheek to cheek): the head with its hair sits about 0.6 box heights above the box and
+# the chin and neck 0.4 below it at the default context 2.0, ears and hair on both sides.
+EVIDENCE_CONTEXT = 2.0  # evidence box side = detection box side x this
+EVIDENCE_UPWARD_SHIFT = 0.1  # of the box height: the head's extra is above the face (hair)
+EVIDENCE_MAX_SIDE = 320  # pixels, the cap on the evidence image's longer side
+PERSON_MAX_SIDE = 640
+# The person's region estimated from the face box: shoulders about 3.5 face widths wide, the
+# body about 7 face heights below the face's top.
+PERSON_WIDTH = 3.5
+PERSON_ABOVE = 0.5
+PERSON_BELOW = 7.0
+PAD_VALUE = 0  # black: padding never looks like picture content
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    """How the investigator's images are cut (config keys ``evidence.*``)."""
+
+    max_side: int = EVIDENCE_MAX_SIDE
+    context: float = EVIDENCE_CONTEXT
+    person_region: bool = False
+    person_max_side: int = PERSON_MAX_SIDE
+
+    def __post_init__(self) -> None:
+        for key, value in (("max_side", self.max_side), ("person_max_side", self.person_max_side)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < CROP_SIZE:
+                raise SnapsealError(f"evidence.{key} = {value!r} must be an integer >= {CROP_SIZE} "
+                                    f"(the model crop's side): a smaller evidence image would hold less than the model saw")
+        if not isinstance(self.context, (int, float)) or not math.isfinite(self.context) or not 1.0 <= self.context <= 8.0:
+            raise SnapsealError(f"evidence.context = {self.context!r} must be in [1, 8] (times the face box)")
+
+
+NO_EVIDENCE = None  # pass as ``evidence=`` to make a model crop only (evaluation, tests)
+
+
+def evidence_box(detection: Detection, context: float = EVIDENCE_CONTEXT) -> tuple[float, float, float, float]:
+    """The face box widened for the head: (x1, y1, x2, y2) in frame pixels, may leave the frame."""
+    _check_finite(detection)
+    box = detection.box
+    width, height = max(box.width, MIN_BOX_SIDE), max(box.height, MIN_BOX_SIDE)
+    centre_x, centre_y = box.center
+    centre_y -= EVIDENCE_UPWARD_SHIFT * height
+    half_w, half_h = context * width / 2.0, context * height / 2.0
+    return centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h
+
+
+def person_box(detection: Detection) -> tuple[float, float, float, float]:
+    """A body-sized box below the face (no person detector on the camera): may leave the frame."""
+    _check_finite(detection)
+    box = detection.box
+    width, height = max(box.width, MIN_BOX_SIDE), max(box.height, MIN_BOX_SIDE)
+    centre_x = box.center[0]
+    return (centre_x - PERSON_WIDTH * width / 2.0, box.y1 - PERSON_ABOVE * height,
+            centre_x + PERSON_WIDTH * width / 2.0, box.y1 + PERSON_BELOW * height)
+
+
+def _colour(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise SnapsealError(f"crop: the frame must be H x W (x 3|4), got shape {image.shape}")
+
+
+def cut_evidence(image: np.ndarray, frame_box: tuple[float, float, float, float], max_side: int,
+                 role: str = "evidence") -> EvidenceImage:
+    """The frame's pixels inside ``frame_box`` in colour, downscaled (area) to fit ``max_side`` and
+    never upscaled; the part outside the frame padded black and marked. Only the part inside the
+    frame is read and resized, so a wild box costs no more memory than the cap."""
+    height, width = _check_frame(image).shape[:2]
+    if not all(math.isfinite(v) for v in frame_box):
+        raise SnapsealError(f"crop: evidence box has non-finite coordinates {list(frame_box)}")
+    reach = 4 * max(height, width)  # bounded: a wild box still gives a bounded image
+    x1, y1 = (int(min(max(math.floor(v), -reach), reach)) for v in frame_box[:2])
+    x2, y2 = (int(min(max(math.ceil(v), -reach), reach)) for v in frame_box[2:])
+    x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+    side = max(x2 - x1, y2 - y1)
+    scale = min(1.0, max_side / side)
+    out_w, out_h = max(1, int(round((x2 - x1) * scale))), max(1, int(round((y2 - y1) * scale)))
+    inside = (max(x1, 0), max(y1, 0), min(x2, width), min(y2, height))
+    padded = inside != (x1, y1, x2, y2)
+    pixels = np.full((out_h, out_w, 3), PAD_VALUE, np.uint8)
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        part = _colour(image[inside[1]:inside[3], inside[0]:inside[2]])
+        # where the in-frame part lands in the output (same scale on both axes)
+        ox1, oy1 = int(round((inside[0] - x1) * scale)), int(round((inside[1] - y1) * scale))
+        ox2, oy2 = int(round((inside[2] - x1) * scale)), int(round((inside[3] - y1) * scale))
+        ox2, oy2 = min(max(ox2, ox1 + 1), out_w), min(max(oy2, oy1 + 1), out_h)
+        ox1, oy1 = min(ox1, ox2 - 1), min(oy1, oy2 - 1)
+        if (ox2 - ox1, oy2 - oy1) != (part.shape[1], part.shape[0]):
+            part = cv2.resize(part, (ox2 - ox1, oy2 - oy1), interpolation=cv2.INTER_AREA)
+        pixels[oy1:oy2, ox1:ox2] = part
+    return EvidenceImage(pixels=np.ascontiguousarray(pixels), role=role, frame_box=(x1, y1, x2, y2),
+                         scale=float(scale), padded=padded)
+
+
+def evidence_images(image: np.ndarray, detection: Detection,
+                    settings: EvidenceSettings | None = None) -> tuple[EvidenceImage, ...]:
+    """The investigator's images of one detection: the face with context, and optionally the person."""
+    settings = settings or EvidenceSettings()
+    images = [cut_evidence(image, evidence_box(detection, settings.context), settings.max_side, "evidence")]
+    if settings.person_region:  # the frame's part of the body box: no padding below the frame
+        height, width = image.shape[:2]
+        x1, y1, x2, y2 = person_box(detection)
+        inside = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+        if inside[2] - inside[0] >= 1 and inside[3] - inside[1] >= 1:
+            images.append(cut_evidence(image, inside, settings.person_max_side, "person"))
+    return tuple(images)
+
+
+def face_box_in_evidence(evidence: EvidenceImage, detection: Detection) -> tuple[float, float, float, float]:
+    """The detection box in the evidence image's pixels (for a recogniser given the evidence image)."""
+    x0, y0 = evidence.frame_box[:2]
+    box = detection.box
+    s = evidence.scale
+    return ((box.x1 - x0) * s, (box.y1 - y0) * s, (box.x2 - x0) * s, (box.y2 - y0) * s)
+
+
+_DEFAULT_EVIDENCE = EvidenceSettings()
+
+
+def make_face_crop(frame: Frame, detection: Detection, variant: str = DEFAULT_VARIANT,
+                   evidence: EvidenceSettings | None = _DEFAULT_EVIDENCE) -> FaceCrop:
+    """``crop_face`` wrapped with its detection and frame time, and (unless ``evidence`` is None)
+    the investigator's colour images of the same frame, for the pipeline."""
     return FaceCrop(
         pixels=crop_face(frame.image_bgr, detection, variant),
         detection=detection,
         frame_index=frame.index,
         timestamp=frame.timestamp,
+        evidence=() if evidence is None else evidence_images(frame.image_bgr, detection, evidence),
     )
 
 

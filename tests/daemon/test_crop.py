@@ -124,3 +124,101 @@ def test_make_face_crop_carries_frame_data():
     face = make_face_crop(Frame(image, 12.5, 7), detection)
     assert face.pixels.shape == (CROP_SIZE, CROP_SIZE) and face.frame_index == 7 and face.timestamp == 12.5
     assert face.detection is detection
+
+
+# --- evidence images: the investigator's colour cut beside the model crop ---------------------
+
+from snapseal.daemon.crop import (  # noqa: E402
+    EvidenceSettings,
+    cut_evidence,
+    evidence_box,
+    evidence_images,
+    face_box_in_evidence,
+)
+
+
+def _frame(height=480, width=640, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_evidence_is_the_frame_itself_in_colour_around_the_face():
+    image = _frame()
+    detection = _detection(200, 150, 260, 220)
+    (evidence,) = evidence_images(image, detection)
+    x1, y1, x2, y2 = evidence.frame_box
+    assert evidence.role == "evidence" and not evidence.padded and evidence.scale == 1.0
+    assert evidence.pixels.dtype == np.uint8 and evidence.pixels.shape == (y2 - y1, x2 - x1, 3)
+    assert np.array_equal(evidence.pixels, image[y1:y2, x1:x2])  # lossless, camera resolution
+    box = detection.box
+    assert x1 < box.x1 and y1 < box.y1 and x2 > box.x2 and y2 > box.y2  # context on every side
+    assert (box.y1 - y1) > (y2 - box.y2)  # more room above (hair) than below
+
+
+def test_evidence_is_capped_and_never_upscaled():
+    image = _frame(1080, 1920)
+    big = _detection(700, 300, 1100, 780)
+    (evidence,) = evidence_images(image, big, EvidenceSettings(max_side=200))
+    assert max(evidence.pixels.shape[:2]) <= 200 and evidence.scale < 1.0
+    tiny = _detection(900, 500, 920, 522)
+    (evidence,) = evidence_images(image, tiny, EvidenceSettings(max_side=200))
+    assert evidence.scale == 1.0 and max(evidence.pixels.shape[:2]) < 200
+
+
+@pytest.mark.parametrize("box", [(-40, -30, 40, 50), (600, 430, 700, 540), (-5000, 100, 5000, 200),
+                                 (2000, 2000, 2100, 2100), (0, 0, 0, 0)])
+def test_evidence_leaving_the_frame_is_padded_and_marked(box):
+    image = _frame()
+    (evidence,) = evidence_images(image, _detection(*box))
+    assert evidence.padded
+    assert evidence.pixels.ndim == 3 and evidence.pixels.shape[2] == 3
+    assert max(evidence.pixels.shape[:2]) <= EvidenceSettings().max_side
+
+
+def test_padding_is_black_and_the_inside_is_the_frame():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    evidence = cut_evidence(image, (-20.0, -10.0, 80.0, 90.0), max_side=500)
+    assert evidence.padded and evidence.frame_box == (-20, -10, 80, 90)
+    assert (evidence.pixels[:10] == 0).all() and (evidence.pixels[:, :20] == 0).all()
+    assert (evidence.pixels[10:, 20:] == 200).all()
+
+
+def test_person_region_is_optional_and_inside_the_frame():
+    image = _frame()
+    detection = _detection(300, 50, 340, 100)
+    assert [e.role for e in evidence_images(image, detection)] == ["evidence"]
+    images = evidence_images(image, detection, EvidenceSettings(person_region=True))
+    assert [e.role for e in images] == ["evidence", "person"]
+    person = images[1]
+    assert not person.padded and person.frame_box[3] <= image.shape[0]
+    assert person.pixels.shape[0] > images[0].pixels.shape[0]  # the body below the face
+
+
+def test_gray_frames_give_colour_evidence_and_the_face_box_maps_into_it():
+    gray = _frame()[:, :, 0].copy()
+    detection = _detection(100, 100, 160, 170)
+    (evidence,) = evidence_images(gray, detection)
+    assert evidence.pixels.shape[2] == 3
+    x1, y1, x2, y2 = face_box_in_evidence(evidence, detection)
+    assert 0 < x1 < x2 < evidence.pixels.shape[1] and 0 < y1 < y2 < evidence.pixels.shape[0]
+
+
+@pytest.mark.parametrize("key,kwargs", [("evidence.max_side", {"max_side": CROP_SIZE - 1}),
+                                        ("evidence.person_max_side", {"person_max_side": 10}),
+                                        ("evidence.context", {"context": 0.5})])
+def test_a_cap_smaller_than_the_model_crop_is_a_config_error_naming_the_key(key, kwargs):
+    with pytest.raises(SnapsealError, match=key.replace(".", r"\.")):
+        EvidenceSettings(**kwargs)
+
+
+def test_make_face_crop_carries_the_evidence_of_the_same_frame():
+    image = _frame()
+    detection = _detection(200, 150, 260, 220)
+    crop = make_face_crop(Frame(image, 1.0, 7), detection)
+    assert crop.pixels.shape == (CROP_SIZE, CROP_SIZE) and [e.role for e in crop.evidence] == ["evidence"]
+    assert make_face_crop(Frame(image, 1.0, 7), detection, evidence=None).evidence == ()
+    assert evidence_box(detection)[0] < detection.box.x1
+
+
+def test_non_finite_boxes_are_an_error_not_a_crash():
+    with pytest.raises(SnapsealError):
+        evidence_images(_frame(), _detection(float("nan"), 0, 10, 10))
