@@ -1,0 +1,5 @@
+import sys
+
+from snapseal.cli import main
+
+sys.exit(main())
