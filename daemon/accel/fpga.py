@@ -10,7 +10,7 @@ What one call does (as FINN's Zynq driver template ``driver_base.py`` does it):
    reports done (0x00 bit 1), sleeping ``POLL_INTERVAL_S`` between polls (FINN's driver
    spins; sleeping lets the frame loop run while the FPGA computes);
 3. output buffers -> unpacked integers (:func:`unpack_finn`) -> the host tails recorded by the
-   build (scale, layout: ``hw/transforms/host_tail.py``) -> the graph's float outputs
+   build (scale, layout: ``daemon/accel/host_tail.py``) -> the graph's float outputs
    (mu_z, log_sigma_z, decoder_out), bit-identical to the emulation backend.
 
 All hardware access goes through :class:`FpgaDevice` (allocate a buffer, flush/invalidate it,
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from snapseal.daemon.accel.base import Latent, PixelDist
+from snapseal.daemon.accel.host_tail import apply_tail
 from snapseal.daemon.errors import SnapsealError
 
 IODMA_START = 0x00  # ap_ctrl: bit 0 start, bit 1 done, bit 2 idle
@@ -92,24 +93,6 @@ def unpack_finn(packed: np.ndarray, dtype_name: str, folded_shape: tuple[int, ..
     if signed:
         values = np.where(values >= (1 << (bits - 1)), values - (1 << bits), values)
     return values.reshape(folded_shape)
-
-
-def apply_tail(tail: dict[str, Any], integers: np.ndarray) -> np.ndarray:
-    """Integer output -> the graph's float output (same ops, order and float32 rounding as
-    ``snapseal.hw.transforms.host_tail.apply_tail``, which built them)."""
-    values = np.asarray(integers, dtype=np.float32)
-    for op in tail["ops"]:
-        kind = op["op"]
-        if kind in ("mul", "add"):
-            const = np.asarray(op["value"], dtype=np.float32).reshape(op["shape"])
-            values = (values * const if kind == "mul" else values + const).astype(np.float32)
-        elif kind == "transpose":
-            values = np.transpose(values, op["perm"])
-        elif kind == "reshape":
-            values = values.reshape([values.shape[0], *op["shape"][1:]])
-        else:
-            raise SnapsealError(f"fpga backend: unknown host op {kind!r} in the driver settings")
-    return values
 
 
 # --------------------------------------------------------------------------- device boundary

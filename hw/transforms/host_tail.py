@@ -21,6 +21,8 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import get_by_name
 
+from snapseal.daemon.accel.host_tail import HOST_OPS, apply_tail  # noqa: F401  (the host side, re-exported)
+
 OUTPUT_NAMES_PROP = "snapseal_output_names"
 TAIL_OPS = ("Mul", "Add", "Transpose", "Reshape", "Flatten")
 
@@ -45,21 +47,6 @@ class OutputTail:
             "output_shape": list(self.output_shape),
             "ops": self.ops,
         }
-
-
-def apply_tail(tail: dict, integers: np.ndarray) -> np.ndarray:
-    """The host side of one tail (mirrors the ONNX nodes it replaced, float32 like ONNX)."""
-    values = np.asarray(integers, dtype=np.float32)
-    for op in tail["ops"]:
-        if op["op"] == "mul":
-            values = (values * np.asarray(op["value"], dtype=np.float32).reshape(op["shape"])).astype(np.float32)
-        elif op["op"] == "add":
-            values = (values + np.asarray(op["value"], dtype=np.float32).reshape(op["shape"])).astype(np.float32)
-        elif op["op"] == "transpose":
-            values = np.transpose(values, op["perm"])
-        elif op["op"] == "reshape":
-            values = values.reshape([values.shape[0], *op["shape"][1:]])
-    return values
 
 
 def _tail_op(model: ModelWrapper, node) -> dict | None:
