@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from snapseal.daemon.scoring.base import Scorer
+from snapseal.daemon.scoring.chooser import Ranker, finite_rank, make_ranker
 from snapseal.daemon.track import TrackInfo
 from snapseal.daemon.types import FaceCrop, ScoredCrop
 
@@ -105,10 +106,12 @@ def _inline(scorer: Scorer, pixels: np.ndarray) -> "Future[tuple[np.ndarray, flo
 class CropChooser:
     def __init__(self, scorer: Scorer, top_k: int = 1, clip_frames: int = 0, batch_size: int = 16,
                  on_scored: ScoredCallback | None = None, background: bool = False,
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, ranker: Ranker | None = None) -> None:
         if top_k < 1 or clip_frames < 0 or batch_size < 1 or max_in_flight < 1:
             raise ValueError("top_k >= 1, clip_frames >= 0, batch_size >= 1, max_in_flight >= 1")
         self.scorer = scorer
+        # orders a track's scored crops (daemon/scoring/chooser.py); None = the measured default
+        self.ranker = ranker if ranker is not None else make_ranker(None)
         self.top_k = top_k
         self.clip_frames = clip_frames
         self.batch_size = batch_size
@@ -216,8 +219,9 @@ class CropChooser:
                 self.on_scored(track_id, scored)
 
     def _consider(self, state: _TrackCrops, seq: int, scored: ScoredCrop) -> None:
-        # NaN would never compare greater: rank it lowest so the track still keeps a crop.
-        rank = scored.score if math.isfinite(scored.score) else -math.inf
+        # NaN would never compare greater: rank it lowest so the track still keeps a crop. Only
+        # the kept crops (and their evidence images) stay referenced: the rest are freed here.
+        rank = finite_rank(self.ranker(scored)) if math.isfinite(scored.score) else -math.inf
         if len(state.kept) == self.top_k and rank <= state.kept[-1][0]:
             return
         position = len(state.kept)
