@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from snapseal.daemon.accel.base import Latent, PixelDist
-from snapseal.daemon.accel.emulate import _fold_weight_quants, _load_wrapper, check_crops, check_latents
+from snapseal.daemon.accel.emulate import check_crops, check_latents
+from snapseal.daemon.accel.qonnx_graph import QuantParams, add_constant, fold_weight_quants, load_wrapper, rewrite_quant_nodes
 from snapseal.daemon.bundle import Bundle
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
@@ -22,35 +23,16 @@ from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
 def clip_activation_quants(model):
     """Replace every remaining (activation) Quant node by a float Clip to the same range: the
     learned ranges stay (the QAT model relies on its saturation), the rounding goes."""
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    new_nodes = []
-    for node in graph.node:
-        if node.op_type != "Quant":
-            new_nodes.append(node)
-            continue
-        scale = float(np.asarray(model.get_initializer(node.input[1])).max())
-        bits = int(np.asarray(model.get_initializer(node.input[3])).item())
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
-        lo = (-(2 ** (bits - 1)) + (1 if narrow else 0)) if signed else 0
-        hi = (2 ** (bits - 1) - 1) if signed else (2**bits - 1)
-        base = node.name or node.output[0]
-        graph.initializer.append(numpy_helper.from_array(np.asarray(lo * scale, dtype=np.float32), f"{base}__lo"))
-        graph.initializer.append(numpy_helper.from_array(np.asarray(hi * scale, dtype=np.float32), f"{base}__hi"))
-        new_nodes.append(helper.make_node("Clip", [node.input[0], f"{base}__lo", f"{base}__hi"], [node.output[0]], name=f"{base}__clip"))
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    while len(graph.value_info) > 0:
-        graph.value_info.remove(graph.value_info[0])
-    for vi in list(graph.input) + list(graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_param = "batch"
-    model.model.opset_import[0].version = max(13, model.model.opset_import[0].version)
-    del model.model.opset_import[1:]
+    from onnx import helper
     from qonnx.transformation.general import RemoveUnusedTensors
 
-    return model.transform(RemoveUnusedTensors())
+    def clip(node, q: QuantParams, graph) -> list:
+        scale = float(np.asarray(q.scale).max())
+        lo = add_constant(graph, f"{q.name}__lo", q.lo * scale)
+        hi = add_constant(graph, f"{q.name}__hi", q.hi * scale)
+        return [helper.make_node("Clip", [node.input[0], lo, hi], [node.output[0]], name=f"{q.name}__clip")]
+
+    return rewrite_quant_nodes(model, clip).transform(RemoveUnusedTensors())
 
 
 class CpuAccelerator:
@@ -68,7 +50,7 @@ class CpuAccelerator:
         self._sessions = {}
         for name in ("encoder", "decoder"):
             path = bundle.graphs[name]
-            model = clip_activation_quants(_fold_weight_quants(_load_wrapper(path)))
+            model = clip_activation_quants(fold_weight_quants(load_wrapper(path)))
             try:
                 self._sessions[name] = ort.InferenceSession(model.model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             except Exception as exc:

@@ -18,13 +18,14 @@ Inputs are raw crops N x 64 x 64 uint8; the graph's integer input equals the pix
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from snapseal.daemon.accel.base import Latent, PixelDist
+from snapseal.daemon.accel.qonnx_graph import (QuantParams, add_constant, fold_weight_quants, load_wrapper,
+                                               rewrite_quant_nodes, with_batch)
 from snapseal.daemon.bundle import Bundle
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
@@ -53,43 +54,14 @@ def check_latents(z: np.ndarray, latent_dim: int, where: str) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def _load_wrapper(path: Path):
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    try:
-        return ModelWrapper(str(path))
-    except Exception as exc:  # protobuf decode errors
-        raise SnapsealError(f"{path}: cannot read ONNX graph ({exc.__class__.__name__})") from None
-
-
-def _fold_weight_quants(model):
-    """Quant nodes whose inputs are all constants (the weights') -> constant tensors."""
-    from qonnx.transformation.fold_constants import FoldConstants
-
-    return model.transform(FoldConstants(exclude_op_types=[]))
-
-
-def _with_batch(model, batch: int):
-    """A copy of the graph with batch size `batch` on every graph input and output."""
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    model = copy.deepcopy(model)
-    graph = model.graph
-    for vi in list(graph.input) + list(graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_value = batch
-    while len(graph.value_info) > 0:
-        graph.value_info.remove(graph.value_info[0])
-    return model.transform(InferShapes())
-
-
 class QonnxRunner:
     """execute_onnx on fixed-batch copies (the reference engine; slow: a session per node)."""
 
     def __init__(self, path: Path, batch: int) -> None:
         self.path = path
         self.batch = batch
-        base = _fold_weight_quants(_load_wrapper(path))
-        self.model = _with_batch(base, batch)
+        base = fold_weight_quants(load_wrapper(path))
+        self.model = with_batch(base, batch)
         self.input_name = self.model.graph.input[0].name
         self.output_names = [o.name for o in self.model.graph.output]
 
@@ -100,59 +72,31 @@ class QonnxRunner:
 
 
 def quant_to_standard_ops(model):
-    """Rewrite every qonnx Quant node as Div, Round, Clip, Mul (+ zero point when non-zero).
+    """Rewrite every qonnx Quant node as Div, Round, Clip, Mul: exact integer arithmetic.
 
-    qonnx's Quant: y = (clip(round(x / scale + zp), min_int, max_int) - zp) * scale, with
-    round-half-even (ROUND), which is what ONNX Round does. Only power-of-two scales and zero
-    zero-points occur in snapseal's graphs; others are refused (they would not be exact).
-    """
-    from onnx import helper, numpy_helper
+    Only power-of-two scales, zero zero-points and ROUND occur in snapseal's graphs; others are
+    refused (they would not be exact)."""
+    from onnx import helper
 
-    graph = model.graph
-    new_nodes = []
-    for node in graph.node:
-        if node.op_type != "Quant":
-            new_nodes.append(node)
-            continue
-        x, scale_name, zp_name, bits_name = node.input
-        scale = model.get_initializer(scale_name)
-        zp = model.get_initializer(zp_name)
-        bits = model.get_initializer(bits_name)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
-        if scale is None or zp is None or bits is None:
-            raise SnapsealError(f"Quant node {node.name}: scale/zero-point/bit width must be constants")
-        if np.any(zp != 0):
+    def exact(node, q: QuantParams, graph) -> list:
+        if np.any(q.zero_point != 0):
             raise SnapsealError(f"Quant node {node.name}: non-zero zero point is not supported")
-        mant, _ = np.frexp(np.asarray(scale, dtype=np.float64))
+        mant, _ = np.frexp(np.asarray(q.scale, dtype=np.float64))
         if np.any(mant != 0.5):
             raise SnapsealError(f"Quant node {node.name}: scale is not a power of two")
-        if str(attrs.get("rounding_mode", "ROUND")).upper() != "ROUND":
-            raise SnapsealError(f"Quant node {node.name}: rounding mode {attrs.get('rounding_mode')} not supported")
-        b = int(np.asarray(bits).item())
-        signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
-        lo = (-(2 ** (b - 1)) + (1 if narrow else 0)) if signed else 0
-        hi = (2 ** (b - 1) - 1) if signed else (2**b - 1 - (1 if narrow else 0))
-        base = node.name or node.output[0]
-        names = {k: f"{base}__{k}" for k in ("div", "round", "clip", "lo", "hi", "scale")}
-        graph.initializer.append(numpy_helper.from_array(np.asarray(scale, dtype=np.float32), names["scale"]))
-        graph.initializer.append(numpy_helper.from_array(np.asarray(lo, dtype=np.float32), names["lo"]))
-        graph.initializer.append(numpy_helper.from_array(np.asarray(hi, dtype=np.float32), names["hi"]))
-        new_nodes += [
-            helper.make_node("Div", [x, names["scale"]], [names["div"]], name=names["div"]),
+        if q.rounding_mode != "ROUND":
+            raise SnapsealError(f"Quant node {node.name}: rounding mode {q.rounding_mode} not supported")
+        names = {k: f"{q.name}__{k}" for k in ("div", "round", "clip")}
+        scale = add_constant(graph, f"{q.name}__scale", q.scale)
+        lo, hi = add_constant(graph, f"{q.name}__lo", q.lo), add_constant(graph, f"{q.name}__hi", q.hi)
+        return [
+            helper.make_node("Div", [node.input[0], scale], [names["div"]], name=names["div"]),
             helper.make_node("Round", [names["div"]], [names["round"]], name=names["round"]),
-            helper.make_node("Clip", [names["round"], names["lo"], names["hi"]], [names["clip"]], name=names["clip"]),
-            helper.make_node("Mul", [names["clip"], names["scale"]], [node.output[0]], name=f"{base}__mul"),
+            helper.make_node("Clip", [names["round"], lo, hi], [names["clip"]], name=names["clip"]),
+            helper.make_node("Mul", [names["clip"], scale], [node.output[0]], name=f"{q.name}__mul"),
         ]
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    while len(graph.value_info) > 0:
-        graph.value_info.remove(graph.value_info[0])
-    for vi in list(graph.input) + list(graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_param = "batch"
-    model.model.opset_import[0].version = max(13, model.model.opset_import[0].version)
-    del model.model.opset_import[1:]  # no custom domains left
-    return model
+
+    return rewrite_quant_nodes(model, exact)
 
 
 class OrtRunner:
@@ -162,7 +106,7 @@ class OrtRunner:
         import onnxruntime as ort
 
         self.path = path
-        model = quant_to_standard_ops(_fold_weight_quants(_load_wrapper(path)))
+        model = quant_to_standard_ops(fold_weight_quants(load_wrapper(path)))
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         opts.log_severity_level = 3  # the folded weights' Quant parameters are unused: no warnings
