@@ -11,10 +11,9 @@ import math
 import cv2
 import numpy as np
 
-LN2 = math.log(2.0)
 
 # Immerkaer (1996): this kernel cancels a locally linear image, leaving mostly noise.
-_IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+IMMERKAER_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
 
 
 def png_bits(crops: np.ndarray) -> np.ndarray:
@@ -29,16 +28,6 @@ def png_bits(crops: np.ndarray) -> np.ndarray:
     return out
 
 
-def immerkaer_noise_sigma(crops: np.ndarray) -> np.ndarray:
-    """Immerkaer's fast estimate of additive white noise's std, in grey levels (0..255)."""
-    h, w = crops.shape[1:]
-    out = np.empty(len(crops), np.float64)
-    for i, crop in enumerate(crops):
-        response = cv2.filter2D(crop.astype(np.float64), -1, _IMMERKAER_KERNEL)[1:-1, 1:-1]
-        out[i] = math.sqrt(math.pi / 2.0) * np.abs(response).sum() / (6.0 * (w - 2) * (h - 2))
-    return out
-
-
 def flat_region_noise_sigma(crops: np.ndarray, keep_fraction: float = 0.5) -> np.ndarray:
     """Immerkaer's estimate over the flattest pixels only (lowest Sobel gradient, Tai & Yang
     2008): edges and texture of the face inflate the plain estimate, added noise does not
@@ -46,7 +35,7 @@ def flat_region_noise_sigma(crops: np.ndarray, keep_fraction: float = 0.5) -> np
     out = np.empty(len(crops), np.float64)
     for i, crop in enumerate(crops):
         img = crop.astype(np.float64)
-        response = np.abs(cv2.filter2D(img, -1, _IMMERKAER_KERNEL)[1:-1, 1:-1])
+        response = np.abs(cv2.filter2D(img, -1, IMMERKAER_KERNEL)[1:-1, 1:-1])
         gradient = (np.abs(cv2.Sobel(img, cv2.CV_64F, 1, 0, ksize=3)) + np.abs(cv2.Sobel(img, cv2.CV_64F, 0, 1, ksize=3)))[1:-1, 1:-1]
         flat = gradient <= np.quantile(gradient, keep_fraction)
         out[i] = math.sqrt(math.pi / 2.0) * response[flat].mean() / 6.0
@@ -61,31 +50,6 @@ def laplacian_variance(crops: np.ndarray) -> np.ndarray:
     )
 
 
-def mean_level(crops: np.ndarray) -> np.ndarray:
-    """Mean grey level, 0..255."""
-    return crops.reshape(len(crops), -1).astype(np.float64).mean(axis=1)
-
-
 def contrast(crops: np.ndarray) -> np.ndarray:
     """Std of the grey levels, 0..255."""
     return crops.reshape(len(crops), -1).astype(np.float64).std(axis=1)
-
-
-def laplace_loglik_nats(crops: np.ndarray, mu_x: np.ndarray, log_sigma_x: np.ndarray) -> np.ndarray:
-    """The same residual under a Laplace density with the Gaussian's std (b = sigma / sqrt 2)."""
-    x = crops.astype(np.float64) / 255.0
-    log_b = log_sigma_x.astype(np.float64) - 0.5 * LN2
-    per_pixel = -np.abs(x - mu_x.astype(np.float64)) * np.exp(-log_b) - log_b - LN2
-    return per_pixel.reshape(len(crops), -1).sum(axis=1)
-
-
-def residual_highpass_energy(crops: np.ndarray, mu_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(energy of the crop's high-pass detail, of the reconstruction's), grey levels^2 / pixel."""
-    x = crops.astype(np.float64)
-    recon = np.clip(mu_x.astype(np.float64), 0.0, 1.0) * 255.0
-    out_x = np.empty(len(crops))
-    out_r = np.empty(len(crops))
-    for i in range(len(crops)):
-        out_x[i] = cv2.Laplacian(x[i], cv2.CV_64F, ksize=1).var()
-        out_r[i] = cv2.Laplacian(recon[i], cv2.CV_64F, ksize=1).var()
-    return out_x, out_r

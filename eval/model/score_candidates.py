@@ -27,6 +27,7 @@ import numpy as np
 
 from snapseal.daemon.accel.base import Latent, PixelDist
 from snapseal.daemon.scoring import features as ft
+from snapseal.eval.model import features as research_ft
 from snapseal.daemon.scoring import likelihood
 from snapseal.eval.model import ranking
 
@@ -137,20 +138,20 @@ def compute_features(accel, crops: np.ndarray, epsilon: np.ndarray | None, progr
         part = {
             "ll_mean": likelihood.gaussian_log_likelihood(x, dist),
             "kl": likelihood.kl_divergence(latent),
-            "ll_laplace": ft.laplace_loglik_nats(x, dist.mu, dist.log_sigma),
+            "ll_laplace": research_ft.laplace_loglik_nats(x, dist.mu, dist.log_sigma),
             "mse": ((x.astype(np.float64) / 255.0 - dist.mu) ** 2).reshape(len(x), -1).sum(1),
             "mean_log_sigma_x": dist.log_sigma.reshape(len(x), -1).astype(np.float64).mean(1),
             "png_bits": ft.png_bits(x),
-            "noise": ft.immerkaer_noise_sigma(x),
+            "noise": research_ft.immerkaer_noise_sigma(x),
             "noise_flat": ft.flat_region_noise_sigma(x),
             "lapvar": ft.laplacian_variance(x),
-            "mean_level": ft.mean_level(x),
+            "mean_level": research_ft.mean_level(x),
             "contrast": ft.contrast(x),
         }
         for floor in (2, 4, 8):
             floored = PixelDist(dist.mu, np.maximum(dist.log_sigma, np.float32(math.log(floor / 255.0))))
             part[f"ll_floor{floor}"] = likelihood.gaussian_log_likelihood(x, floored)
-        hp_x, hp_r = ft.residual_highpass_energy(x, dist.mu)
+        hp_x, hp_r = research_ft.residual_highpass_energy(x, dist.mu)
         part["hp_x"], part["hp_recon"] = hp_x, hp_r
         if hasattr(accel, "likelihood_regret"):
             part["regret"] = accel.likelihood_regret(x)
