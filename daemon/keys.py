@@ -29,7 +29,9 @@ API::
     load_device_public(path)        -> DevicePublicKey
     load_device_signing(path)       -> DeviceKeyPair
     key_id_of(public_bytes) -> str
-    write_file_atomically(path, data, mode, overwrite)  (also used by store.py and custody.py)
+
+Private key files whose mode lets the group or others read or write them are refused on load
+(``files.check_private_file``), as ssh refuses such keys. Atomic writes live in daemon/files.py.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,7 @@ import nacl.public
 import nacl.signing
 
 from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.files import check_private_file, write_file_atomically
 
 KEY_FILE_VERSION = 1
 KEY_ID_BYTES = 8
@@ -157,76 +158,6 @@ class DeviceKeyPair:
         return self.signing_key.sign(message).signature
 
 
-# ---------------------------------------------------------------- writing files atomically
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename/unlink in ``directory`` durable (no-op where directories can't be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the rename itself already happened
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is out (os.write may write fewer bytes than asked)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o600, overwrite: bool = False,
-                          temp_name: str | None = None) -> Path:
-    """Write ``data`` to ``path`` so that ``path`` is either absent/old or complete, never partial.
-
-    Temp file in the same directory (created with ``mode`` from the start, so a secret is never
-    briefly world-readable), write, fsync, rename, fsync the directory. On any failure the temp
-    file is removed and the OSError propagates. ``overwrite=False`` refuses an existing ``path``
-    (FileExistsError); the final step is then ``os.link`` so a racing writer can't be clobbered.
-    """
-    path = Path(path)
-    directory = path.parent
-    temp_path = directory / (temp_name or f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} exists")
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
-    try:
-        try:
-            os.fchmod(fd, mode)  # the umask may have taken bits away; make the mode exact
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if overwrite:
-            os.replace(temp_path, path)
-        else:
-            try:
-                os.link(temp_path, path)  # fails with FileExistsError instead of replacing
-            except FileExistsError:
-                raise
-            except OSError:  # a filesystem without hard links (vfat, some FUSE): check, then rename
-                if path.exists():
-                    raise FileExistsError(f"{path} exists") from None
-                os.replace(temp_path, path)
-            else:
-                os.unlink(temp_path)
-    except BaseException:
-        try:
-            os.unlink(temp_path)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_directory(directory)
-    return path
-
-
 # ---------------------------------------------------------------- key files
 
 
@@ -275,6 +206,8 @@ def _read_key_file(path: Path, expected_kind: str) -> tuple[str, bytes]:
         if expected_kind == INVESTIGATOR_PUBLIC and kind == INVESTIGATOR_PRIVATE:
             hint = "; give the camera investigator.pub, the private key must never be on a camera"
         raise SnapsealError(f"{path}: holds {found or repr(kind)}, expected {wanted}{hint}")
+    if expected_kind in (INVESTIGATOR_PRIVATE, DEVICE_PRIVATE):
+        check_private_file(path, wanted.replace("an ", "", 1).replace("a ", "", 1))
     if document.get("version") != KEY_FILE_VERSION:
         raise SnapsealError(f"{path}: key file version {document.get('version')!r} is not supported "
                             f"(this snapseal reads version {KEY_FILE_VERSION})")

@@ -26,7 +26,8 @@ class SealingSink:
         self.pending: list[bytes] = []  # sealed records the store refused for now
 
     def write(self, choice: TrackChoice) -> list[str]:
-        from snapseal.daemon.records.seal import CropMeta, SealedImage, parse_header
+        from snapseal.daemon.records.layout import parse_header
+        from snapseal.daemon.records.seal import CropMeta, SealedImage
 
         best = choice.best
         meta = CropMeta.from_scored(best, track_id=choice.track.track_id, model_id=self.model_id)

@@ -1,9 +1,7 @@
-"""`snapseal keygen` and `snapseal key split|combine|info`: key pairs and their custody.
+"""`snapseal keygen` and `snapseal key info`: key pairs (`key split|combine` is investigator/cli.py).
 
     snapseal keygen --out DIR [--force]            DIR/investigator.pub + DIR/investigator.key (0600)
     snapseal keygen --device --out DIR [--force]   DIR/device.pub + DIR/device.key (0600)
-    snapseal key split --key investigator.key -k 2 -n 3 --out SHARES_DIR [--force]
-    snapseal key combine SHARE_FILE... --out investigator.key [--force]
     snapseal key info KEY_FILE...                  type and key id of key files
 """
 
@@ -13,7 +11,6 @@ import argparse
 from pathlib import Path
 
 from snapseal.daemon import keys
-from snapseal.investigator import custody
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -31,28 +28,15 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split(args: argparse.Namespace) -> int:
-    pair = keys.load_investigator_private(args.key)
-    paths = custody.write_shares(pair, args.threshold, args.count, args.out, force=args.force)
-    print(f"split investigator key {pair.key_id} into {args.count} SLIP-39 shares; any {args.threshold} rebuild it:")
-    for path in paths:
-        print(f"  {path}")
-    print(f"give each share to a different custodian, then remove {args.key} from this machine")
-    return 0
-
-
-def _combine(args: argparse.Namespace) -> int:
-    pair = custody.combine_share_files(args.shares)
-    path = keys.save_investigator_private(pair, args.out, force=args.force)
-    print(f"rebuilt investigator key {pair.key_id}: {path} (0600)")
-    return 0
-
-
 def _info(args: argparse.Namespace) -> int:
     for path in args.files:
         kind, key_id = keys.describe_key_file(path)
         print(f"{path}: {kind} key_id {key_id}")
     return 0
+
+
+# The `key` group's sub-actions per top-level parser, so investigator/cli.py can add its own.
+KEY_ACTIONS: dict[int, argparse._SubParsersAction] = {}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,23 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
     keygen.set_defaults(func=_keygen)
 
-    key = subparsers.add_parser("key", help="split / combine the investigator key (SLIP-39 k-of-n), key info",
-                                description="Key custody: SLIP-39 shares of the investigator private key.")
+    key = subparsers.add_parser("key", help="key info; split / combine the investigator key (SLIP-39 k-of-n)",
+                                description="Key files and the custody of the investigator private key.")
     actions = key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
-
-    split = actions.add_parser("split", help="split investigator.key into n shares, any k rebuild it")
-    split.add_argument("--key", type=Path, required=True, metavar="FILE", help="investigator private key file")
-    split.add_argument("-k", dest="threshold", type=int, required=True, help="shares needed to rebuild (>= 2)")
-    split.add_argument("-n", dest="count", type=int, required=True, help="shares to make (<= 16)")
-    split.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory for share-<i>-of-<n>.txt")
-    split.add_argument("--force", action="store_true", help="overwrite existing share files")
-    split.set_defaults(func=_split)
-
-    combine = actions.add_parser("combine", help="rebuild investigator.key from k share files")
-    combine.add_argument("shares", nargs="+", type=Path, metavar="SHARE_FILE")
-    combine.add_argument("--out", type=Path, required=True, metavar="FILE", help="investigator private key to write")
-    combine.add_argument("--force", action="store_true", help="overwrite an existing key file")
-    combine.set_defaults(func=_combine)
+    KEY_ACTIONS[id(subparsers)] = actions
 
     info = actions.add_parser("info", help="print the type and key id of key files")
     info.add_argument("files", nargs="+", type=Path, metavar="KEY_FILE")

@@ -1,13 +1,12 @@
-"""`snapseal ls | open | verify | purge`: work with sealed records (format in daemon/records/seal.py).
+"""`snapseal ls | verify | purge`: work with sealed records, public information only (format in
+docs/FORMAT.md; `snapseal open` is investigator/cli.py).
 
     snapseal ls DIR [--json]                      headers only: no key needed, nothing decrypted
-    snapseal open DIR|RECORD... --key investigator.key --out OUT [--trust device.pub ...]
-                                                  verify + decrypt: OUT/<id>.png, OUT/<id>.json
     snapseal verify DIR|RECORD... [--trust device.pub ...]
                                                   structure + device signature, public info only
     snapseal purge DIR [--now ISO] [--dry-run]    delete records whose expiry has passed
 
-`open` and `verify` report each bad record on one line (``snapseal: FILE: tampered: ...``),
+`verify` reports each bad record on one line (``snapseal: FILE: tampered: ...``),
 skip it, carry on, and exit 1 if any record failed. Without ``--trust`` they prove a record is
 intact and name the device key that signed it; with it, also that the key is one you trust.
 """
@@ -25,7 +24,8 @@ from pathlib import Path
 from snapseal.daemon import keys
 from snapseal.daemon.records import store
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.records.seal import RecordError, iso_utc, open_record, verify_record
+from snapseal.daemon.records.layout import RecordError, iso_utc
+from snapseal.daemon.records.verify import verify_record
 
 
 def _load_trusted(paths: list[Path] | None) -> list[keys.DevicePublicKey] | None:
@@ -99,53 +99,6 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- open
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    try:
-        keys.write_file_atomically(path, data, mode=0o600, overwrite=True)
-    except OSError as error:
-        raise SnapsealError(f"{path}: cannot write: {error.strerror or error}") from None
-
-
-def _open(args: argparse.Namespace) -> int:
-    investigator = keys.load_investigator_private(args.key)
-    trusted = _load_trusted(args.trust)
-    files = _record_files(args.records)
-    out: Path = args.out
-    try:
-        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # opened crops are personal data
-    except OSError as error:
-        raise SnapsealError(f"{out}: cannot create: {error.strerror or error}") from None
-    opened = failed = 0
-    for path in files:
-        try:
-            record = open_record(_read(path), investigator, trusted, source=path)
-        except RecordError as error:
-            _report(error)
-            failed += 1
-            continue
-        record_id = record.header.record_id
-        summary = record.summary()
-        summary["source"] = str(path)
-        names = []
-        for index, image in enumerate(record.images):
-            name = f"{record_id}.png" if index == 0 else f"{record_id}-{image.role}-{index:02d}.png"
-            _write_private(out / name, image.png)  # the camera's own lossless PNG bytes
-            names.append(name)
-        for description, name in zip(summary["images"], names):
-            description["file"] = name
-        _write_private(out / f"{record_id}.json", (json.dumps(summary, indent=1) + "\n").encode("utf-8"))
-        opened += 1
-        print(f"{record_id}  camera {record.camera_id}  track {record.meta.track_id}  "
-              f"frame {iso_utc(record.meta.frame_time)}  device {record.header.device_key_id}  -> {out / names[0]}")
-    if trusted is None and opened:
-        print("snapseal: note: device keys were not checked against a trust set (add --trust device.pub)", file=sys.stderr)
-    print(f"opened {opened} of {len(files)} records into {out}" + (f"; {failed} failed" if failed else ""))
-    return 1 if failed else 0
-
-
 # ---------------------------------------------------------------- verify
 
 
@@ -199,17 +152,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     ls.set_defaults(func=_ls)
 
-    opener = subparsers.add_parser("open", help="verify and decrypt records with the investigator key",
-                                   description="Verify each record's device signatures, decrypt it, write "
-                                               "OUT/<record-id>.png and OUT/<record-id>.json. Bad records are "
-                                               "reported, skipped, and make the exit code 1.")
-    opener.add_argument("records", nargs="+", type=Path, metavar="DIR|RECORD")
-    opener.add_argument("--key", type=Path, required=True, metavar="KEY", help="investigator private key file")
-    opener.add_argument("--out", type=Path, required=True, metavar="OUT", help="directory for the opened crops")
-    opener.add_argument("--trust", type=Path, action="append", metavar="DEVICE.pub",
-                        help="accept only records signed by this device key (repeatable)")
-    opener.set_defaults(func=_open)
-
     verify = subparsers.add_parser("verify", help="check record structure and device signatures (no key)",
                                    description="Check magic, version, length and the device's signature over "
                                                "header + ciphertext, with public information only: proves which "
@@ -226,3 +168,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--now", metavar="ISO", help="pretend it is this time (ISO 8601; no offset = UTC)")
     purge.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     purge.set_defaults(func=_purge)
+
+    # Until the top-level entry point registers investigator.cli itself, `snapseal open` and
+    # `snapseal key split|combine` are added here (investigator.cli.register is idempotent).
+    from snapseal.investigator import cli as investigator_cli
+
+    investigator_cli.register(subparsers)

@@ -92,7 +92,7 @@ def run_one(name: str, video: Path, out: Path, keys: tuple[Path, Path, Path], ba
 
 def open_and_draw(result: dict, key_path: Path, tracks_dir: Path) -> list[Path]:
     from snapseal.daemon.keys import load_investigator_private
-    from snapseal.daemon.records.seal import open_record
+    from snapseal.investigator.open import open_record
     from snapseal.daemon.records.store import list_headers
 
     investigator = load_investigator_private(key_path)

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from snapseal.daemon import keys
+from snapseal.daemon import files, keys
 from snapseal.daemon.errors import SnapsealError
 
 
@@ -131,7 +131,7 @@ def test_atomic_write_failure_leaves_nothing(tmp_path, monkeypatch):
     def failing_fsync(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(keys.os, "fsync", failing_fsync)
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
     with pytest.raises(OSError):
-        keys.write_file_atomically(tmp_path / "secret.key", b"x" * 100, mode=0o600)
+        files.write_file_atomically(tmp_path / "secret.key", b"x" * 100, mode=0o600)
     assert list(tmp_path.iterdir()) == []

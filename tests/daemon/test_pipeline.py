@@ -14,9 +14,9 @@ from snapseal.daemon.capture import open_source
 from snapseal.daemon.config import load_config
 from snapseal.eval.scenes.walkby import TruthDetector, plan_walkby, synthetic_face_patch, write_video
 from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
-from snapseal.daemon.records.seal import open_record
+from snapseal.investigator.open import open_record
 from snapseal.daemon.logs import configure_logging
-    from snapseal.daemon.service import build_pipeline
+from snapseal.daemon.service import build_pipeline
 from snapseal.daemon.records.store import list_headers
 
 N_PEOPLE = 3

@@ -15,7 +15,8 @@ import pytest
 
 from snapseal.daemon import keys
 from snapseal.daemon.cli import main
-from snapseal.daemon.records.seal import CropMeta, RecordSealer, SealedImage, parse_header
+from snapseal.daemon.records.layout import parse_header
+from snapseal.daemon.records.seal import CropMeta, RecordSealer, SealedImage
 from snapseal.daemon.records.store import RecordStore
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ASSETS_DIR, require_built
 
 from snapseal.daemon.keys import InvestigatorKeyPair, load_investigator_private, save_investigator_keys
-from snapseal.daemon.records.seal import open_record
+from snapseal.investigator.open import open_record
 from snapseal.daemon.records.store import list_headers
 
 

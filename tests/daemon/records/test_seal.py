@@ -1,4 +1,4 @@
-"""The sealed record format (daemon/records/seal.py): round trip, keys, tampering of every byte."""
+"""The sealed record format (daemon/records/layout.py, seal.py, verify.py; investigator/open.py): round trip, keys, tampering of every byte."""
 
 from __future__ import annotations
 
@@ -13,25 +13,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapseal.daemon.records import seal
 from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-from snapseal.daemon.records.seal import (
+from snapseal.daemon.records import layout
+from snapseal.daemon.records.layout import (
     HEADER_SIZE,
     PREFIX_SIZE,
     CorruptRecordError,
     CropMeta,
     NotARecordError,
     RecordError,
-    RecordSealer,
-    SealedImage,
     TamperedRecordError,
     UnsupportedVersionError,
     UntrustedDeviceError,
     WrongRecipientError,
-    open_record,
     parse_header,
-    verify_record,
 )
+from snapseal.daemon.records.seal import RecordSealer, SealedImage
+from snapseal.daemon.records.verify import verify_record
+from snapseal.investigator.open import open_record
 from snapseal.daemon.types import Box, Detection, FaceCrop, ScoredCrop
 
 NOW = 1_800_000_000.0
@@ -106,7 +105,7 @@ def test_records_are_distinct_and_hide_the_crop():
     crop = _crop(7)
     first, second = _sealer().seal(crop, _meta()), _sealer().seal(crop, _meta())
     assert parse_header(first).record_id != parse_header(second).record_id
-    png = seal.encode_png(crop)
+    png = layout.encode_png(crop)
     for record in (first, second):
         assert b"\x89PNG" not in record and png[8:40] not in record and crop.tobytes()[:32] not in record
 
@@ -144,7 +143,7 @@ def _with_expiry(record: bytes, new_expires_ms: int) -> bytes:
 
 def _resign_outer(record: bytes, device: DeviceKeyPair) -> bytes:
     header, body = record[:HEADER_SIZE], record[PREFIX_SIZE:]
-    return header + device.sign(seal.OUTER_DOMAIN + header + body) + body
+    return header + device.sign(layout.OUTER_DOMAIN + header + body) + body
 
 
 def test_extended_expiry_is_detected():
@@ -182,12 +181,12 @@ def test_swapped_device_key_and_outer_signature_is_caught():
 
 def _record_with_payload(payload: bytes) -> bytes:
     """A correctly signed and sealed record around an arbitrary payload (device bug simulation)."""
-    header = seal.RecordHeader(record_id="ab" * 16, created_ms=1, expires_ms=2, recipient_key_id=INVESTIGATOR.key_id,
+    header = layout.RecordHeader(record_id="ab" * 16, created_ms=1, expires_ms=2, recipient_key_id=INVESTIGATOR.key_id,
                                device_public_key=DEVICE.public.public_bytes,
-                               body_length=seal.SEALED_BOX_OVERHEAD + PREFIX_SIZE + len(payload)).pack()
-    inner = DEVICE.sign(seal.INNER_DOMAIN + header + payload) + header + payload
+                               body_length=layout.SEALED_BOX_OVERHEAD + PREFIX_SIZE + len(payload)).pack()
+    inner = DEVICE.sign(layout.INNER_DOMAIN + header + payload) + header + payload
     body = nacl.public.SealedBox(INVESTIGATOR.public.key).encrypt(inner)
-    return header + DEVICE.sign(seal.OUTER_DOMAIN + header + body) + body
+    return header + DEVICE.sign(layout.OUTER_DOMAIN + header + body) + body
 
 
 @pytest.mark.parametrize("payload", [
@@ -271,5 +270,5 @@ def test_bad_inputs_to_the_sealer():
 
 def test_png_is_lossless_through_cv2():
     crop = _crop(14, (64, 64))
-    decoded = cv2.imdecode(np.frombuffer(seal.encode_png(crop), np.uint8), cv2.IMREAD_UNCHANGED)
+    decoded = cv2.imdecode(np.frombuffer(layout.encode_png(crop), np.uint8), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(decoded, crop)

@@ -12,11 +12,13 @@ import tempfile
 import numpy as np
 import pytest
 
-from snapseal.daemon import keys
+from snapseal.daemon import files
 from snapseal.daemon.records import store
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.keys import DeviceKeyPair, InvestigatorKeyPair
-from snapseal.daemon.records.seal import CropMeta, NotARecordError, RecordSealer, encode_png, open_record, parse_header
+from snapseal.daemon.records.layout import NotARecordError, encode_png, parse_header
+from snapseal.daemon.records.seal import CropMeta, RecordSealer
+from snapseal.investigator.open import open_record
 from snapseal.daemon.records.store import RecordStore, StoreFullError, StoreWriteError, list_headers, purge_expired
 
 NOW = 1_800_000_000.0
@@ -245,7 +247,7 @@ def test_no_plaintext_image_bytes_under_store_or_temp_dir(tmp_path, monkeypatch)
 def test_write_file_atomically_is_used_with_a_recognisable_temp_name(tmp_path, monkeypatch):
     """The crash-cleanup pattern must match the names the store actually writes."""
     seen = []
-    real = keys.write_file_atomically
+    real = files.write_file_atomically
 
     def spy(path, data, mode=0o600, overwrite=False, temp_name=None):
         seen.append(temp_name)
