@@ -3,9 +3,9 @@
 The file's shape (deploy/ writes files like this; unknown keys are errors)::
 
     [camera]   source, camera_id, reconnect_max_s, realtime
-    [detector] min_face_px, confidence
+    [detector] min_face_px, confidence, runtime, threads, pyramid_interpolation, full_every, ncnn_weights_dir
     [tracker]  kind ("iou" | "distance"), max_age_frames, min_length_frames
-    [quality]  bundle, backend ("emulate" | "fpga" | "cpu"), scorer, top_k, clip_frames, batch_size
+    [quality]  bundle, backend ("emulate" | "fpga" | "cpu"), scorer, top_k, clip_frames, batch_size, skip_near_duplicates
     [keys]     recipient, device_key
     [store]    dir, retention_days, quota_mb, purge_interval_min
     [service]  log_format ("json" | "text")
@@ -30,6 +30,8 @@ except ModuleNotFoundError:  # Python 3.10 (the board)
     import tomli as tomllib  # type: ignore[no-redef]
 
 TRACKER_KINDS = ("iou", "distance")
+DETECTOR_RUNTIMES = ("onnxruntime", "opencv", "ncnn")  # daemon/detect/runtimes.py
+PYRAMID_INTERPOLATIONS = ("area", "linear")
 BACKENDS = ("emulate", "fpga", "cpu")
 LOG_FORMATS = ("json", "text")
 
@@ -100,6 +102,18 @@ class CameraConfig:
 class DetectorConfig:
     min_face_px: int = setting(40, "int", "smaller faces are ignored", minimum=8, maximum=4096)
     confidence: float = setting(0.9, "float", "the detector's minimum face confidence", minimum=0.0, maximum=1.0)
+    runtime: str = setting("onnxruntime", "str", "what runs the detector's networks: onnxruntime (x86_64, aarch64), "
+                           "opencv (cv2.dnn, anywhere) or ncnn (NEON; armv7l too; weights: make detector-ncnn)",
+                           choices=DETECTOR_RUNTIMES)
+    threads: int = setting(1, "int", "threads the detector's runtime may use (0 = the runtime's default)",
+                           minimum=0, maximum=64)
+    pyramid_interpolation: str = setting("area", "str", 'resize of the detector\'s image pyramid: "area" or "linear" '
+                                         "(bilinear, ~20x cheaper on an ARM core)", choices=PYRAMID_INTERPOLATIONS)
+    full_every: int = setting(1, "int", "a full detection every k-th frame; in between O-Net alone on the tracker's "
+                              "predicted boxes (1 = full detection on every frame)", minimum=1, maximum=1000)
+    ncnn_weights_dir: Path | None = setting(None, "path", "ncnn weights made by make detector-ncnn (runtime = ncnn); "
+                                            "unset = build/detector/mtcnn-ncnn of the checkout",
+                                            example="/opt/snapseal/detector/mtcnn-ncnn")
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,9 @@ class QualityConfig:
     clip_frames: int = setting(0, "int", "crops on each side of the best one sealed with it as a short clip (0 = none)",
                                minimum=0, maximum=50)
     batch_size: int = setting(16, "int", "crops scored per accelerator call", minimum=1, maximum=1024)
+    skip_near_duplicates: float = setting(0.0, "float", "a crop within this mean grey-level difference of its track's "
+                                          "last scored crop is not scored (0 = score every crop)",
+                                          minimum=0.0, maximum=255.0)
 
     @property
     def scorer_name(self) -> str | None:

@@ -24,6 +24,8 @@ from typing import Any, Callable, Protocol, Sequence
 from snapseal.daemon.capture import FrameSource
 from snapseal.daemon.choose import CropChooser, TrackChoice
 from snapseal.daemon.detect.base import Detector
+from snapseal.daemon.detect.schedule import DetectionSchedule
+from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
 from snapseal.daemon.track import TrackInfo, Tracker
 from snapseal.daemon.types import Detection, FaceCrop, Frame
 
@@ -106,9 +108,15 @@ class Pipeline:
     def __init__(self, source: FrameSource, detector: Detector, tracker: Tracker, cropper: Cropper,
                  chooser: CropChooser, sink: RecordSink, purge_interval_s: float = 600.0,
                  on_tick: Callable[[RunSummary], None] | None = None,
-                 on_choice: Callable[[TrackChoice, list[str]], None] | None = None) -> None:
+                 on_choice: Callable[[TrackChoice, list[str]], None] | None = None,
+                 schedule: DetectionSchedule | None = None,
+                 crop_filter: NearDuplicateFilter | None = None) -> None:
         self.source = source
         self.detector = detector
+        # Which frames get a full detection (default: all); between them O-Net alone on the
+        # tracker's predicted boxes (daemon/detect/schedule.py).
+        self.schedule = schedule if schedule is not None else DetectionSchedule(detector)
+        self.crop_filter = crop_filter  # None: every crop is scored (daemon/scoring/dedupe.py)
         self.tracker = tracker
         self.cropper = cropper
         self.chooser = chooser
@@ -162,7 +170,7 @@ class Pipeline:
     def _process(self, frame: Frame) -> None:
         self.summary.frames += 1
         t0 = time.perf_counter()
-        detections = self.detector.detect(frame.image_bgr)
+        detections = self.schedule.detect(frame.image_bgr, frame.index, self._predict)
         t1 = time.perf_counter()
         step = self.tracker.update(detections, frame.index)
         t2 = time.perf_counter()
@@ -172,13 +180,17 @@ class Pipeline:
         crops: list[tuple[int, FaceCrop]] = []
         for detection, track_id in zip(detections, step.track_ids):
             crop = self.cropper(frame, detection)
-            if crop is not None:
+            if crop is not None and (self.crop_filter is None or self.crop_filter.keep(track_id, crop.pixels)):
                 crops.append((track_id, crop))
         t3 = time.perf_counter()
         self.times.add("crop", t3 - t2)
         self._choose(lambda: [self.chooser.add(track_id, crop) for track_id, crop in crops])
         for info in step.ended:
             self._finish_track(info)
+
+    def _predict(self, frame_index: int):
+        """The tracker's predicted boxes for the schedule's in-between frames."""
+        return self.tracker.predicted_boxes(frame_index, self.schedule.full_every)
 
     def _choose(self, work: Callable[[], Any]) -> Any:
         """Run chooser work; book scoring (inline, or waiting for the worker) under "score" and
@@ -194,6 +206,8 @@ class Pipeline:
             self.times.add("choose", elapsed - scored)
 
     def _finish_track(self, info: TrackInfo) -> None:
+        if self.crop_filter is not None:
+            self.crop_filter.end_track(info.track_id)
         choice = self._choose(lambda: self.chooser.end_track(info))
         if choice is None:
             if info.long_enough:

@@ -60,6 +60,12 @@ class Tracker(Protocol):
 
     def open_tracks(self) -> list[TrackInfo]: ...
 
+    def predicted_boxes(self, frame_index: int, seen_within: int) -> np.ndarray:
+        """Where the tracks matched in the last ``seen_within`` frames are expected at
+        ``frame_index`` (N x 4; x1 y1 x2 y2): what the detection schedule looks at between full
+        detections. Calling it before ``update`` of the same frame changes no matching."""
+        ...
+
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of two box arrays (N x 4, M x 4; x1 y1 x2 y2) -> N x M."""
@@ -182,6 +188,10 @@ class DistanceTracker:
 
     def open_tracks(self) -> list[TrackInfo]:
         return [t.info(self.min_length) for t in self._tracks]
+
+    def predicted_boxes(self, frame_index: int, seen_within: int) -> np.ndarray:
+        """No motion model: a face is expected where it was last seen."""
+        return np.array([t.box for t in self._tracks if frame_index - t.last_frame <= seen_within]).reshape(-1, 4)
 
 
 class _KalmanBox:
@@ -360,6 +370,14 @@ class IouTracker:
 
     def open_tracks(self) -> list[TrackInfo]:
         return [t.info(self.min_length) for t in self._tracks]
+
+    def predicted_boxes(self, frame_index: int, seen_within: int) -> np.ndarray:
+        """The Kalman prediction at ``frame_index`` of every track matched in the last
+        ``seen_within`` frames. ``update`` of the same frame predicts to the same frame, so it
+        then does not predict again: asking first changes no matching."""
+        predicted = self._predicted_boxes(frame_index)
+        recent = [i for i, t in enumerate(self._tracks) if frame_index - t.last_frame <= seen_within]
+        return predicted[recent].reshape(-1, 4)
 
 
 def make_tracker(kind: str, max_age_frames: int, min_length_frames: int) -> Tracker:

@@ -62,5 +62,13 @@ def detector_from_config(section) -> MtcnnDetector:
     )
 
 
+def schedule_from_config(detector, section) -> "DetectionSchedule":
+    """The detection schedule of a ``[detector]`` section: full detection every ``full_every``
+    frames (1 when the section has no such key)."""
+    from snapseal.daemon.detect.schedule import DetectionSchedule
+
+    return DetectionSchedule(detector, int(getattr(section, "full_every", 1)))
+
+
 __all__ = ["BoxRefiner", "Detector", "MtcnnDetector", "RUNTIMES", "available_runtimes", "detector_from_config",
-           "make_detector"]
+           "make_detector", "schedule_from_config"]

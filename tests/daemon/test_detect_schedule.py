@@ -1,0 +1,177 @@
+"""The detection schedule: full detection every k-th frame, O-Net alone on the tracker's
+predictions in between; and the tracker's predictions it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from snapseal.daemon.detect import make_detector
+from snapseal.daemon.detect.schedule import DetectionSchedule
+from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
+from snapseal.daemon.track import DistanceTracker, IouTracker
+from snapseal.daemon.types import Box, Detection
+
+ASSETS = Path(__file__).resolve().parents[2] / "build" / "assets"
+
+
+def _face(x: float, y: float, size: float = 50.0, confidence: float = 0.99) -> Detection:
+    return Detection(Box(x, y, x + size, y + size), np.zeros((5, 2), np.float32), confidence)
+
+
+class FakeDetector:
+    """Counts full passes and box passes; finds a face in every box it is given, or not."""
+
+    name = "fake"
+
+    def __init__(self, faces: list[Detection], confirm: bool = True) -> None:
+        self.faces, self.confirm = faces, confirm
+        self.full_calls, self.box_calls = 0, []
+
+    def detect(self, image_bgr):
+        self.full_calls += 1
+        return list(self.faces)
+
+    def detect_in_boxes(self, image_bgr, boxes):
+        self.box_calls.append(np.asarray(boxes).copy())
+        if not self.confirm:
+            return []
+        return [Detection(Box(*b), np.zeros((5, 2), np.float32), 0.95) for b in np.asarray(boxes)]
+
+
+FRAME = np.zeros((120, 160, 3), np.uint8)
+
+
+def test_every_frame_is_a_full_detection_by_default():
+    detector = FakeDetector([_face(10, 10)])
+    schedule = DetectionSchedule(detector)
+    for index in range(6):
+        schedule.detect(FRAME, index, lambda i: pytest.fail("k = 1 must not ask for predictions"))
+    assert detector.full_calls == 6 and detector.box_calls == []
+    assert schedule.name == "fake"
+
+
+def test_full_every_k_frames_and_predicted_boxes_between():
+    detector = FakeDetector([_face(10, 10)])
+    schedule = DetectionSchedule(detector, full_every=3)
+    predicted = np.array([[11.0, 12.0, 61.0, 62.0]])
+    asked = []
+    for index in range(7):
+        detections = schedule.detect(FRAME, index, lambda i: asked.append(i) or predicted)
+        assert len(detections) == 1
+    assert detector.full_calls == 3  # frames 0, 3, 6
+    assert asked == [1, 2, 4, 5]
+    assert all(np.array_equal(b, predicted) for b in detector.box_calls)
+    assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0}
+
+
+def test_a_lost_face_brings_the_full_pass_forward():
+    detector = FakeDetector([_face(10, 10)], confirm=False)
+    schedule = DetectionSchedule(detector, full_every=10)
+    predicted = np.array([[10.0, 10.0, 60.0, 60.0]])
+    for index in range(4):
+        schedule.detect(FRAME, index, lambda i: predicted)
+    # 0 full, 1 O-Net loses the face, 2 full again, 3 O-Net loses it again
+    assert detector.full_calls == 2 and len(detector.box_calls) == 2 and schedule.stats.lost == 2
+
+
+def test_nothing_to_follow_costs_nothing_until_the_next_full_pass():
+    detector = FakeDetector([])
+    schedule = DetectionSchedule(detector, full_every=4)
+    for index in range(8):
+        assert schedule.detect(FRAME, index, lambda i: np.zeros((0, 4))) == []
+    assert detector.full_calls == 2 and detector.box_calls == []
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(SnapsealError, match="full_every"):
+        DetectionSchedule(FakeDetector([]), full_every=0)
+
+    class FullOnly:
+        name = "full-only"
+
+        def detect(self, image_bgr):
+            return []
+
+    with pytest.raises(SnapsealError, match="full-only"):
+        DetectionSchedule(FullOnly(), full_every=3)
+    assert DetectionSchedule(FullOnly(), full_every=1).detect(FRAME, 0) == []
+
+
+def _walk(frames: int) -> list[list[Detection]]:
+    """Two faces walking in opposite directions, one vanishing for a while."""
+    out = []
+    for i in range(frames):
+        faces = [_face(10 + 4 * i, 20)]
+        if not 8 <= i < 11:
+            faces.append(_face(300 - 5 * i, 120, size=40))
+        out.append(faces)
+    return out
+
+
+@pytest.mark.parametrize("tracker_class", [IouTracker, DistanceTracker])
+def test_asking_for_predictions_changes_no_matching(tracker_class):
+    plain, asked = tracker_class(), tracker_class()
+    for index, faces in enumerate(_walk(20)):
+        predicted = asked.predicted_boxes(index, 3)
+        assert predicted.shape[1] == 4
+        assert plain.update(faces, index).track_ids == asked.update(faces, index).track_ids
+
+
+def test_iou_tracker_predicts_the_motion_and_forgets_stale_tracks():
+    tracker = IouTracker()
+    for index in range(6):
+        tracker.update([_face(10 + 4 * index, 20)], index)
+    predicted = tracker.predicted_boxes(6, seen_within=3)
+    assert len(predicted) == 1
+    assert predicted[0, 0] > 10 + 4 * 5  # moved on with the face
+    assert len(tracker.predicted_boxes(20, seen_within=3)) == 0  # last seen at frame 5
+
+
+def test_schedule_on_a_real_photo_keeps_the_faces():
+    path = ASSETS / "insightface" / "t1.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} missing: run `make data`")
+    image = cv2.imread(str(path))
+    detector = make_detector()
+    schedule = DetectionSchedule(detector, full_every=4)
+    tracker = IouTracker()
+    counts = []
+    for index in range(8):  # a still camera: the same frame again and again
+        detections = schedule.detect(image, index, lambda i: tracker.predicted_boxes(i, 4))
+        step = tracker.update(detections, index)
+        counts.append(len(detections))
+        assert len(set(step.track_ids)) == len(detections)
+    assert counts == [6] * 8
+    assert schedule.stats.full == 2 and schedule.stats.refined == 6
+    assert len(tracker.open_tracks()) == 6  # one track per face, none split
+
+
+def test_near_duplicate_crops_are_not_scored_again():
+    rng = np.random.default_rng(3)
+    crop = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    dedupe = NearDuplicateFilter(2.0)
+    assert dedupe.keep(1, crop)
+    assert not dedupe.keep(1, crop)  # identical
+    nudged = np.clip(crop.astype(np.int16) + 1, 0, 255).astype(np.uint8)
+    assert not dedupe.keep(1, nudged)  # < 2 grey levels on average
+    assert dedupe.keep(2, crop)  # another track
+    other = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    assert dedupe.keep(1, other)
+    dedupe.end_track(1)
+    assert dedupe.keep(1, other)  # a new track with a recycled id starts afresh
+    assert NearDuplicateFilter(0.0).keep(1, crop) and NearDuplicateFilter(0.0).keep(1, crop)
+    assert dedupe.kept == 4 and dedupe.skipped == 2
+    with pytest.raises(ValueError):
+        NearDuplicateFilter(-1)
+
+
+def test_drift_is_scored_once_it_adds_up():
+    dedupe = NearDuplicateFilter(2.0)
+    base = np.full((64, 64), 100, np.uint8)
+    kept = [dedupe.keep(1, base + step) for step in range(6)]  # +1 grey level per frame
+    assert kept == [True, False, True, False, True, False]  # compared with the last KEPT crop
