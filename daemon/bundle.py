@@ -8,12 +8,22 @@ A directory::
     decoder.onnx
     forward_at_mean.onnx
     epsilon.npy            the fixed L x D standard-normal table of the paper's score
-    [hardware files]       .bit, .hwh, driver settings: added by hw/ (manifest "hardware")
+    golden/                the acceptance vectors of ``snapseal selftest`` (manifest "golden"):
+                           golden.json, crops.npy, expected_<output>.npy, driver_settings.json,
+                           written by ``make golden``
+    hw/<board>/accel.bit   an FPGA bundle's bitstream, its .hwh beside it (pynq finds it by
+    hw/<board>/accel.hwh   name); board, part, clock and FINN driver settings in manifest
+                           "hardware" (:class:`HardwareSection`, the one definition of it)
 
 ``manifest["files"]`` maps every other file's relative path to its sha256. ``load_bundle``
 checks all of them and the format version; any mismatch, missing file or bad JSON raises
 SnapsealError naming the file. Writers (``snapseal.quantize.bundle_writer``, hw/) call
-``write_manifest`` after adding files, which re-hashes the directory. numpy + json only.
+``write_manifest`` after adding files, which re-hashes the directory.
+
+This module imports no numpy at import time, so the installer can read a bundle's hardware
+section with a bare Python and the wheel on ``PYTHONPATH``::
+
+    python3 -m snapseal.daemon.bundle hardware BUNDLE_DIR
 """
 
 from __future__ import annotations
@@ -21,20 +31,130 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from snapseal.daemon.errors import SnapsealError
+
+if TYPE_CHECKING:  # numpy is imported where a bundle is loaded, not at import time
+    import numpy as np
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPH_NAMES = ("encoder", "decoder", "forward_at_mean")
-# The committed default bundle (repo checkout / editable install): <repo>/bundles/default
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "default"
+GOLDEN_DIR = "golden"  # the bundle's selftest vectors, relative to the bundle
+GOLDEN_META = f"{GOLDEN_DIR}/golden.json"
+# The default bundle ships inside the package as data (``snapseal/bundles/default`` in a wheel;
+# the repository's ``bundles/default`` in a checkout or editable install).
+DEFAULT_BUNDLE_PACKAGE = "snapseal.bundles"
+DEFAULT_BUNDLE_NAME = "default"
+
+
+def default_bundle_dir() -> Path:
+    """Where the default bundle is, found through the import system (works from a wheel)."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(DEFAULT_BUNDLE_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(location) / DEFAULT_BUNDLE_NAME
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    # Transitional, until the package data is declared in pyproject.toml: a source checkout.
+    checkout = Path(__file__).resolve().parent.parent / "bundles" / DEFAULT_BUNDLE_NAME
+    if (checkout / MANIFEST).is_file():
+        return checkout
+    raise SnapsealError(f"the default bundle ({DEFAULT_BUNDLE_PACKAGE.replace('.', '/')}/{DEFAULT_BUNDLE_NAME}) "
+                        "is not installed with this snapseal: pass a bundle directory")
+
+
+class _DefaultBundleDir(os.PathLike):
+    """``DEFAULT_BUNDLE_DIR`` for callers that pass it around as a path: resolved on use."""
+
+    def __fspath__(self) -> str:
+        return str(default_bundle_dir())
+
+    def __truediv__(self, other: str) -> Path:
+        return default_bundle_dir() / other
+
+    def __repr__(self) -> str:
+        return "DEFAULT_BUNDLE_DIR"
+
+
+DEFAULT_BUNDLE_DIR = _DefaultBundleDir()
+
+
+@dataclass(frozen=True)
+class HardwareSection:
+    """The manifest's ``hardware`` section of an FPGA bundle: where the bitstream and its .hwh
+    lie inside the bundle, which board and part it was built for, the PL clock and FINN's
+    driver settings. Written by ``snapseal.hw.bitstream``; read by the loader, the fpga
+    backend, ``deploy/install.sh`` and the tests through this one class."""
+
+    board: str  # a board profile name: pynq-z2, ultra96-v2
+    bitfile: str  # relative to the bundle
+    hwh: str
+    driver: dict[str, Any]
+    part: str = ""
+    clock_mhz: float | None = None
+    estimate: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def file_paths(board: str) -> tuple[str, str]:
+        """(bitfile, hwh) inside the bundle for a board: the .hwh beside the .bit, same stem."""
+        return f"hw/{board}/accel.bit", f"hw/{board}/accel.hwh"
+
+    @classmethod
+    def for_board(cls, board: str, driver: dict[str, Any], part: str = "", clock_mhz: float | None = None,
+                  estimate: dict[str, Any] | None = None) -> "HardwareSection":
+        bitfile, hwh = cls.file_paths(board)
+        return cls(board=board, bitfile=bitfile, hwh=hwh, driver=dict(driver), part=part,
+                   clock_mhz=clock_mhz, estimate=dict(estimate or {}))
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], where: Path) -> "HardwareSection | None":
+        """None for an emulation-only bundle (a bundle is an FPGA bundle when its section names
+        a ``bitfile``); a SnapsealError naming the manifest when such a section is incomplete or
+        names files the manifest does not hash."""
+        section = manifest.get("hardware")
+        if section is not None and not isinstance(section, dict):
+            raise SnapsealError(f"{where}: 'hardware' must be an object")
+        if not section or not section.get("bitfile"):
+            return None
+        missing = [key for key in ("board", "hwh", "driver") if not section.get(key)]
+        if missing:
+            raise SnapsealError(f"{where}: hardware section lacks {', '.join(missing)} "
+                                "(build the bundle with `make bitstream`)")
+        if not isinstance(section["driver"], dict):
+            raise SnapsealError(f"{where}: hardware.driver must be an object")
+        files = manifest.get("files") or {}
+        for key in ("bitfile", "hwh"):
+            if section[key] not in files:
+                raise SnapsealError(f"{where}: hardware.{key} {section[key]!r} is not covered by the sha256 list")
+        if Path(section["bitfile"]).stem != Path(section["hwh"]).stem or Path(section["bitfile"]).parent != Path(section["hwh"]).parent:
+            raise SnapsealError(f"{where}: the .hwh must lie beside the .bit with the same name (pynq finds it so)")
+        try:
+            clock = float(section["clock_mhz"]) if section.get("clock_mhz") is not None else None
+        except (TypeError, ValueError):
+            raise SnapsealError(f"{where}: hardware.clock_mhz must be a number") from None
+        return cls(board=str(section["board"]), bitfile=str(section["bitfile"]), hwh=str(section["hwh"]),
+                   driver=dict(section["driver"]), part=str(section.get("part", "")), clock_mhz=clock,
+                   estimate=dict(section.get("estimate") or {}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"board": self.board, "part": self.part, "clock_mhz": self.clock_mhz, "bitfile": self.bitfile,
+                "hwh": self.hwh, "driver": self.driver, "estimate": self.estimate}
+
+
+def read_hardware(path: str | Path) -> HardwareSection | None:
+    """The hardware section of the bundle at ``path`` (manifest only; files not hashed here)."""
+    path = Path(path)
+    return HardwareSection.from_manifest(_read_manifest(path), path / MANIFEST)
 
 
 @dataclass(frozen=True)
@@ -78,10 +198,16 @@ class Bundle:
     default_scorer: str
     scorers: dict[str, Any] = field(default_factory=dict)  # free-form, per scorer name
     hardware: dict[str, Any] = field(default_factory=dict)  # filled by hw/ (board, clock, bitstream...)
+    hardware_section: HardwareSection | None = None  # the same, validated; None = no FPGA part
 
     @property
     def epsilon_samples(self) -> int:
         return int(self.epsilon.shape[0])
+
+    @property
+    def golden_dir(self) -> Path | None:
+        """The bundle's selftest vectors (written by ``make golden``), None when it has none."""
+        return self.path / GOLDEN_DIR if GOLDEN_META in self.manifest.get("files", {}) else None
 
     def file(self, relative: str) -> Path:
         """A file of the bundle listed (and thus verified) in the manifest."""
@@ -130,8 +256,10 @@ def verify_files(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
-    """Load and verify a bundle directory (None = the committed default bundle)."""
-    path = Path(path) if path is not None else DEFAULT_BUNDLE_DIR
+    """Load and verify a bundle directory (None = the default bundle shipped with the package)."""
+    import numpy as np
+
+    path = Path(path) if path is not None else default_bundle_dir()
     manifest = _read_manifest(path)
     where = path / MANIFEST
     version = manifest.get("format_version")
@@ -160,6 +288,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
             raise SnapsealError(f"{where}: default_scorer {default_scorer!r} is not a known scorer (complexity, paper)")
         scorers = dict(manifest.get("scorers", {}))
         hardware = dict(manifest.get("hardware") or {})
+        hardware_section = HardwareSection.from_manifest(manifest, where)
         input_spec = manifest["input"]
         if list(input_spec["shape"]) != [1, 1, 64, 64] or input_spec["dtype"] != "uint8":
             raise SnapsealError(f"{where}: input must be 1x1x64x64 uint8, manifest says {input_spec}")
@@ -186,6 +315,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         default_scorer=default_scorer,
         scorers=scorers,
         hardware=hardware,
+        hardware_section=hardware_section,
     )
 
 
@@ -207,3 +337,30 @@ def write_manifest(path: str | Path, manifest: dict[str, Any]) -> dict[str, Any]
         f.write("\n")
     os.replace(tmp, path / MANIFEST)
     return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m snapseal.daemon.bundle hardware DIR``: the hardware section as shell words
+    (``board=…``, ``bitfile=…`` relative to DIR, ``hwh=…``), nothing for an emulation bundle;
+    one ``error: …`` line and exit 2 for a bad bundle. Used by deploy/install.sh."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "hardware":
+        print("usage: python -m snapseal.daemon.bundle hardware BUNDLE_DIR", file=sys.stderr)
+        return 2
+    try:
+        section = read_hardware(args[1])
+    except SnapsealError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if section is not None:
+        for key in ("board", "bitfile", "hwh"):
+            value = getattr(section, key)
+            if any(c in value for c in "\n\r\0"):
+                print(f"error: {args[1]}/{MANIFEST}: hardware.{key} holds a control character", file=sys.stderr)
+                return 2
+            print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,17 @@
 #
 #   install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
 #              [--wheel snapseal-*.whl] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-#              [--network] [--requirements FILE] [--pynq-venv DIR] [--root DIR] [--dry-run]
+#              [--network] [--requirements FILE] [--pynq-venv DIR] [--python PATH] [--root DIR] [--dry-run]
 #   install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
+#
+# The daemon gets its own venv made with --system-site-packages over the board image's Python,
+# so the image's numpy, OpenCV and PyNaCl are used (PyPI has no armv7l wheels for them); the
+# rest comes from --requirements (requirements/board-armhf.txt or board-arm64.txt). Whether a
+# bundle is for the FPGA is read from its manifest by the wheel's own bundle module
+# (python3 -m snapseal.daemon.bundle hardware DIR, with the wheel on PYTHONPATH).
+# --python PATH picks the base interpreter (default: the PYNQ venv's, else python3). To stage
+# into another CPU's root (the ARM harness, eval/board/), SNAPSEAL_INSTALL_EMULATOR holds the
+# command that runs that root's programs (e.g. "qemu-arm-static -cpu cortex-a9 -L ROOT").
 #
 # Every step first looks at what is there and acts only when something differs, so a second
 # run with the same arguments changes nothing. All input is checked before the first change;
@@ -44,14 +53,15 @@ usage() {
     cat <<'EOF'
 usage: install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
                   [--wheel FILE] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-                  [--network] [--requirements FILE] [--pynq-venv DIR] [--root DIR] [--dry-run]
+                  [--network] [--requirements FILE] [--pynq-venv DIR] [--python PATH]
+                  [--root DIR] [--dry-run]
        install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
 EOF
 }
 
 # ---------------------------------------------------------------- arguments
 board="" bundle="" recipient="" root="" wheel="" requirements=""
-source_spec="0" camera_id="" backend="auto" pynq_venv="/usr/local/share/pynq-venv"
+source_spec="0" camera_id="" backend="auto" pynq_venv="/usr/local/share/pynq-venv" python_arg=""
 dry_run=0 network=0 uninstall=0 store_choice=""
 
 need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
@@ -68,6 +78,7 @@ while [[ $# -gt 0 ]]; do
         --camera-id) need_value "$@"; camera_id=$2; shift 2 ;;
         --backend) need_value "$@"; backend=$2; shift 2 ;;
         --pynq-venv) need_value "$@"; pynq_venv=$2; shift 2 ;;
+        --python) need_value "$@"; python_arg=$2; shift 2 ;;
         --network) network=1; shift ;;
         --dry-run) dry_run=1; shift ;;
         --uninstall) uninstall=1; shift ;;
@@ -97,6 +108,12 @@ fi
 readonly prefix
 staging=$([[ -n $prefix ]] && echo 1 || echo 0)
 readonly staging
+# The board's programs (python, pip) run through this prefix; empty = natively.
+read -r -a emulator <<<"${SNAPSEAL_INSTALL_EMULATOR:-}"
+if [[ ${#emulator[@]} -gt 0 && $staging -eq 0 ]]; then
+    die "SNAPSEAL_INSTALL_EMULATOR is for staging into another CPU's root: pass --root DIR"
+fi
+run_board() { ${emulator[@]+"${emulator[@]}"} "$@"; }
 readonly install_log=$prefix/.snapseal-install.log
 [[ -e $install_log ]] && log_existed=1 || log_existed=0
 is_root=$([[ $(id -u) -eq 0 ]] && echo 1 || echo 0)
@@ -357,42 +374,48 @@ unit_source=$SCRIPT_DIR/systemd/snapseal.service
 source_toml=$(toml_string "$source_spec" --source)
 camera_id_toml=$(toml_string "$camera_id" --camera-id)
 
-shopt -s nullglob
-bitstreams=("$bundle"/*.bit)
-hwh_files=("$bundle"/*.hwh)
-shopt -u nullglob
 case $backend in
-    auto) if [[ ${#bitstreams[@]} -gt 0 ]]; then backend=fpga; else backend=emulate; fi ;;
-    fpga | emulate | cpu) ;;
+    auto | fpga | emulate | cpu) ;;
     *) die "unknown backend '$backend' (expected auto, fpga, emulate or cpu)" ;;
 esac
-if [[ $backend == fpga ]]; then
-    [[ ${#bitstreams[@]} -eq 1 && ${#hwh_files[@]} -eq 1 ]] \
-        || die "bundle $bundle: the fpga backend needs exactly one .bit and one .hwh"
-fi
 [[ $source_spec =~ ^[a-z]+:// ]] && network=1
 
-# The interpreter: the board's PYNQ venv (Python 3.10, numpy 1.x, pynq), else python3.
+# The interpreter: --python, else the board's PYNQ venv (Python 3.10, numpy 1.x, pynq), else python3.
+pynq_site=""
 if [[ -x $pynq_venv/bin/python3 ]]; then
+    pynq_site=$(run_board "$pynq_venv/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+fi
+if [[ -n $python_arg ]]; then
+    [[ -x $python_arg ]] || die "python $python_arg: not an executable"
+    base_python=$python_arg
+elif [[ -n $pynq_site ]]; then
     base_python=$pynq_venv/bin/python3
-    pynq_site=$("$base_python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-elif [[ $backend == fpga ]]; then
-    die "PYNQ venv $pynq_venv: not found (the fpga backend needs pynq; pass --pynq-venv DIR)"
 else
     base_python=$(command -v python3) || die "python3: not found"
-    pynq_site=""
 fi
-"$base_python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+run_board "$base_python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$base_python: Python 3.10 or newer needed"
+
+# The bundle's hardware section, read by the wheel's own bundle module (one definition).
+hardware=$(PYTHONPATH=$wheel run_board "$base_python" -m snapseal.daemon.bundle hardware "$bundle" 2>&1) \
+    || die "bundle $bundle: ${hardware#error: }"
+bundle_board="" bitfile="" hwh=""
+while IFS='=' read -r key value; do
+    case $key in board) bundle_board=$value ;; bitfile) bitfile=$value ;; hwh) hwh=$value ;; esac
+done <<<"$hardware"
+if [[ $backend == auto ]]; then
+    if [[ -n $bitfile ]]; then backend=fpga; else backend=emulate; fi
+fi
 pl_server=""
 if [[ $backend == fpga ]]; then
+    [[ -n $bitfile ]] || die "bundle $bundle: no bitstream in its manifest (hardware section); build one with make bitstream"
+    [[ -f $bundle/$bitfile && -f $bundle/$hwh ]] || die "bundle $bundle: $bitfile or $hwh is missing"
+    [[ -n $pynq_site ]] || die "PYNQ venv $pynq_venv: not found (the fpga backend needs pynq; pass --pynq-venv DIR)"
     pl_server=$pynq_site/pynq/pl_server
     [[ -d $pl_server ]] || die "PYNQ venv $pynq_venv: no pynq package (looked for $pl_server)"
-    manifest_board=$("$base_python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("board") or "")' \
-        "$bundle/manifest.json") || die "bundle $bundle: manifest.json is not valid JSON"
     normalize() { tr -cd '[:alnum:]' <<<"$1" | tr '[:upper:]' '[:lower:]'; }
-    if [[ -n $manifest_board && $(normalize "$manifest_board") != $(normalize "$board") ]]; then
-        die "bundle $bundle: built for board '$manifest_board', not $board"
+    if [[ $(normalize "$bundle_board") != $(normalize "$board") ]]; then
+        die "bundle $bundle: built for board '$bundle_board', not $board"
     fi
 fi
 if [[ $staging -eq 0 && $dry_run -eq 0 ]]; then
@@ -423,7 +446,7 @@ venv=$prefix$VENV_DIR
 if [[ ! -x $venv/bin/python ]]; then
     if change "create venv $VENV_DIR (from $base_python)"; then
         created+=("$venv")
-        "$base_python" -m venv --system-site-packages "$venv"
+        run_board "$base_python" -m venv --system-site-packages "$venv"
     fi
 fi
 if [[ -n $pynq_site ]]; then
@@ -439,7 +462,7 @@ if [[ -n $requirements ]]; then
     wanted=$(sha256_of "$requirements")
     if [[ $(cat "$prefix$REQUIREMENTS_STAMP" 2>/dev/null) != "$wanted" ]]; then
         if change "pip install -r ${requirements##*/} into $VENV_DIR"; then
-            "$venv/bin/python" -m pip install --quiet -r "$requirements"
+            run_board "$venv/bin/python" -m pip install --quiet -r "$requirements"
             echo "$wanted" >"$prefix$REQUIREMENTS_STAMP"
         fi
     fi
@@ -447,7 +470,7 @@ fi
 wanted=$(sha256_of "$wheel")
 if [[ $(cat "$prefix$WHEEL_STAMP" 2>/dev/null) != "$wanted" ]]; then
     if change "install ${wheel##*/} into $VENV_DIR"; then
-        "$venv/bin/python" -m pip install --quiet --no-deps --no-index --force-reinstall "$wheel"
+        run_board "$venv/bin/python" -m pip install --quiet --no-deps --no-index --force-reinstall "$wheel"
         echo "$wanted" >"$prefix$WHEEL_STAMP"
     fi
 fi
@@ -480,7 +503,7 @@ if [[ ! -e $prefix$DEVICE_KEY ]]; then
     if change "generate the device signing key $DEVICE_KEY (snapseal keygen --device)"; then
         keydir=$(mktemp -d "$prefix$STATE_DIR/.keygen.XXXXXX")
         created+=("$keydir")
-        "$venv/bin/snapseal" keygen --device --out "$keydir" >/dev/null
+        run_board "$venv/bin/python" -m snapseal.daemon.cli keygen --device --out "$keydir" >/dev/null
         [[ -f $keydir/device.key ]] || { echo "snapseal keygen wrote no device.key" >&2; false; }
         for key in device.key device.pub; do
             [[ -f $keydir/$key ]] || continue

@@ -18,11 +18,11 @@ from snapseal.hw.boards import BoardProfile
 def build_bitstream_bundle(bundle_dir: Path | None, board: BoardProfile, out_dir: Path, progress=None) -> Path:
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from snapseal.daemon.bundle import DEFAULT_BUNDLE_DIR, load_bundle, write_manifest
+    from snapseal.daemon.bundle import load_bundle
     from snapseal.hw.driver_settings import merge_finn_settings, predict_driver_settings
     from snapseal.hw.flow import HOST_TAILS_FILE, bitstream_steps, make_build_config, run_steps
 
-    bundle = load_bundle(bundle_dir or DEFAULT_BUNDLE_DIR)
+    bundle = load_bundle(bundle_dir)
     out_dir = Path(out_dir)
     flow_dir = out_dir / "flow"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,26 +39,35 @@ def build_bitstream_bundle(bundle_dir: Path | None, board: BoardProfile, out_dir
     if finn_settings:
         driver = merge_finn_settings(driver, json.loads(finn_settings[0].read_text()))
 
+    estimate = json.loads((flow_dir / "estimate.json").read_text()) if (flow_dir / "estimate.json").is_file() else {}
+    return assemble_bitstream_bundle(bundle.path, board, bitfiles[0], hwhs[0], driver, estimate, out_dir)
+
+
+def assemble_bitstream_bundle(bundle_dir: Path, board: BoardProfile, bitfile: Path, hwh: Path, driver: dict,
+                              estimate: dict, out_dir: Path) -> Path:
+    """``<out>/bundle``: a copy of the bundle with the bitstream, its .hwh and the hardware
+    section (``snapseal.daemon.bundle.HardwareSection``, the one definition the loader, the
+    fpga backend and deploy/install.sh read). Assembled in ``bundle.partial``, verified, then
+    renamed, so a failure never leaves a half-written bundle."""
+    from snapseal.daemon.bundle import HardwareSection, load_bundle, write_manifest
+
+    bundle = load_bundle(bundle_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    section = HardwareSection.for_board(
+        board.name, driver, part=board.part, clock_mhz=board.clock_mhz,
+        estimate={k: estimate[k] for k in ("totals", "crops_per_s") if k in estimate},
+    )
     partial = out_dir / "bundle.partial"
     final = out_dir / "bundle"
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(bundle.path, partial)
-    hw_dir = partial / "hw" / board.name
-    hw_dir.mkdir(parents=True)
-    shutil.copy2(bitfiles[0], hw_dir / "accel.bit")
-    shutil.copy2(hwhs[0], hw_dir / "accel.hwh")  # pynq finds the .hwh next to the .bit by name
-    (hw_dir / "driver_settings.json").write_text(json.dumps(driver, indent=1))
-    estimate = json.loads((flow_dir / "estimate.json").read_text()) if (flow_dir / "estimate.json").is_file() else {}
+    shutil.rmtree(partial / "hw", ignore_errors=True)  # one board's bitstream per bundle
+    (partial / section.bitfile).parent.mkdir(parents=True)
+    shutil.copy2(bitfile, partial / section.bitfile)
+    shutil.copy2(hwh, partial / section.hwh)  # pynq finds the .hwh next to the .bit by name
     manifest = dict(bundle.manifest)
-    manifest["hardware"] = {
-        "board": board.name,
-        "part": board.part,
-        "clock_mhz": board.clock_mhz,
-        "bitfile": f"hw/{board.name}/accel.bit",
-        "hwh": f"hw/{board.name}/accel.hwh",
-        "driver": driver,
-        "estimate": {k: estimate[k] for k in ("totals", "crops_per_s") if k in estimate},
-    }
+    manifest["hardware"] = section.to_json()
     write_manifest(partial, manifest)
     load_bundle(partial)  # re-verify before publishing
     shutil.rmtree(final, ignore_errors=True)

@@ -17,8 +17,8 @@ power-of-two scale, invert the transpose); a non-integer quotient is itself a fa
 are exact integer equality (FINN's own verify reports FAIL on zeros: relative error / 0).
 
 ``python -m snapseal.hw.verify`` (``make verify-hw``) runs the chain and, with
-``--write-golden``, stores the crops and expected integers in ``tests/golden/`` for
-``snapseal selftest`` on a board.
+``--write-golden`` (``make golden``), stores the crops and expected integers in the bundle
+itself (``<bundle>/golden/``, hashed in its manifest) for ``snapseal selftest`` on a board.
 """
 
 from __future__ import annotations
@@ -33,32 +33,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from snapseal.daemon.accel.host_tail import integers_of
 from snapseal.daemon.errors import SnapsealError
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "tests" / "golden"
-INTEGER_TOLERANCE = 1e-3
 OUTPUT_NAMES = ("mu_z", "log_sigma_z", "decoder_out")
-
-
-def float_to_integers(tail: dict[str, Any], values: np.ndarray) -> np.ndarray:
-    """Undo a host tail (mul/add/transpose/reshape in reverse) -> int64; raises if not integral."""
-    x = np.asarray(values, dtype=np.float64)
-    for op in reversed(tail["ops"]):
-        if op["op"] == "mul":
-            x = x / np.asarray(op["value"], np.float64).reshape(op["shape"])
-        elif op["op"] == "add":
-            x = x - np.asarray(op["value"], np.float64).reshape(op["shape"])
-        elif op["op"] == "transpose":
-            x = np.transpose(x, np.argsort(op["perm"]))
-        elif op["op"] == "reshape":
-            x = x.reshape([x.shape[0], *tail["integer_shape"][1:]])
-    rounded = np.round(x)
-    worst = float(np.max(np.abs(x - rounded))) if x.size else 0.0
-    # Power-of-two scales (the VAE's) give exact quotients; other scales leave float32
-    # rounding far below the 0.5 that would make the integer ambiguous.
-    if worst > INTEGER_TOLERANCE:
-        raise AssertionError(f"{tail['output_name']}: output is not an integer multiple of its scale (off by {worst:g})")
-    return rounded.astype(np.int64)
 
 
 @dataclass
@@ -189,7 +167,7 @@ def as_integer_outputs(tails: list[dict], values: list[np.ndarray], already_inte
                 raise AssertionError(f"{tail['output_name']}: hardware output is not integral")
             out[tail["output_name"]] = rounded.astype(np.int64).reshape(len(value), *tail["integer_shape"][1:])
         else:
-            out[tail["output_name"]] = float_to_integers(tail, value)
+            out[tail["output_name"]] = integers_of(tail, value)
     return out
 
 
@@ -300,6 +278,28 @@ def write_golden(out_dir: Path, crops: np.ndarray, outputs: dict[str, np.ndarray
     return out_dir
 
 
+def store_golden_in_bundle(bundle_dir: Path, crops: np.ndarray, outputs: dict[str, np.ndarray], tails: list[dict],
+                           model_id: str, driver_settings: dict | None = None) -> Path:
+    """Write the golden vectors into ``<bundle>/golden/`` (replaced as a whole) and re-hash the
+    bundle's manifest, which then names them (``"golden": "golden/golden.json"``)."""
+    import shutil
+
+    from snapseal.daemon.bundle import GOLDEN_DIR, GOLDEN_META, MANIFEST, write_manifest
+
+    bundle_dir = Path(bundle_dir)
+    partial = bundle_dir / f"{GOLDEN_DIR}.partial"
+    final = bundle_dir / GOLDEN_DIR
+    shutil.rmtree(partial, ignore_errors=True)
+    write_golden(partial, crops, outputs, tails, model_id)
+    if driver_settings is not None:
+        (partial / "driver_settings.json").write_text(json.dumps(driver_settings, indent=1) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    write_manifest(bundle_dir, {**manifest, "golden": GOLDEN_META})
+    return final
+
+
 def golden_crops(count: int, seed: int = 0, real_faces: Path | None = None) -> np.ndarray:
     """Real crops when a crops file is given (first ``count``), padded with deterministic
     structured patterns (gradients, noise, flat, extremes 0/255) so every code path is hit."""
@@ -332,15 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/hw/verify"))
     parser.add_argument("--crops", type=int, default=100)
     parser.add_argument("--faces", type=Path, default=None, help="optional .npy/.npz of real 64x64 crops")
-    parser.add_argument("--write-golden", type=Path, default=None, help="write golden vectors to this directory")
+    parser.add_argument("--write-golden", action="store_true", help="store the golden vectors in the bundle (make golden)")
     args = parser.parse_args(argv)
 
-    from snapseal.daemon.bundle import DEFAULT_BUNDLE_DIR, load_bundle
+    from snapseal.daemon.bundle import default_bundle_dir, load_bundle
     from snapseal.hw.boards import get_board
     from snapseal.hw.flow import estimate
 
     try:
-        bundle_dir = args.bundle or DEFAULT_BUNDLE_DIR
+        bundle_dir = args.bundle or default_bundle_dir()
         bundle = load_bundle(bundle_dir)
         qonnx_path = bundle.graphs["forward_at_mean"]
         flow_dir = args.out / "flow"
@@ -360,17 +360,16 @@ def main(argv: list[str] | None = None) -> int:
     summary = report.summary()
     (args.out / "verify.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
-    if report.ok and args.write_golden is not None:
+    if report.ok and args.write_golden:
         tails = json.loads((flow_dir / "host_tails.json").read_text())
-        write_golden(args.write_golden, crops, report.stages[-1].outputs, tails, bundle.model_id)
         from qonnx.core.modelwrapper import ModelWrapper
 
         from snapseal.hw.driver_settings import predict_driver_settings
 
         folded = sorted((flow_dir / "intermediate_models").glob("*step_generate_estimate_reports.onnx"))[-1]
         settings = predict_driver_settings(ModelWrapper(str(folded)), tails, max_batch=8)
-        (args.write_golden / "driver_settings.json").write_text(json.dumps(settings, indent=1) + "\n")
-        print(f"golden vectors written to {args.write_golden}")
+        written = store_golden_in_bundle(Path(bundle_dir), crops, report.stages[-1].outputs, tails, bundle.model_id, settings)
+        print(f"golden vectors written to {written} (listed in {Path(bundle_dir) / 'manifest.json'})")
     return 0 if report.ok else 1
 
 

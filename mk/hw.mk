@@ -3,8 +3,8 @@
 #   make bitstream BOARD=...                  needs XILINX_VIVADO + vitis_hls/vivado on PATH;
 #                                             writes build/hw/<board>/bundle (a copy + .bit/.hwh)
 #   make verify-hw                            Brevitas -> QONNX -> FINN -> hw layers -> emulate
-#   make golden                               re-write tests/golden/ from the default bundle
-#                                             (after every new default bundle: model_id must match)
+#   make golden [HW_BUNDLE=dir]               store the golden vectors in the bundle (<bundle>/golden,
+#                                             hashed in its manifest); after every new bundle
 HW_BOARD   ?= pynq-z2
 HW_BUNDLE  ?=
 HW_OUT     ?= build/hw
@@ -30,7 +30,7 @@ verify-hw: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify
 
 golden: $(WORK)/.ready
-	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify --write-golden tests/golden
+	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify --write-golden
 
 test-hw: $(WORK)/.ready
 	$(HW_PY) -m pytest -q tests/hw tests/daemon/test_fpga_backend.py tests/daemon/test_fpga_selftest.py

@@ -1,9 +1,11 @@
 """``snapseal selftest``: the golden crops through an accelerator backend, integers compared.
 
-The golden vectors (``tests/golden/``: crops.npy, expected_<output>.npy, golden.json,
-driver_settings.json) are written by ``make golden`` after the verification chain
+The golden vectors belong to the bundle (``<bundle>/golden/``: crops.npy,
+expected_<output>.npy, golden.json, driver_settings.json; listed and hashed in its manifest, so
+``load_bundle`` has verified them). ``make golden`` writes them after the verification chain
 (Brevitas -> QONNX -> FINN -> hardware layers -> emulation) found every stage identical. On a
-board, ``snapseal selftest --backend fpga`` proves the bitstream computes the same integers.
+board, ``snapseal selftest --backend fpga`` (with the installed bundle) proves the bitstream
+computes the same integers.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from snapseal.daemon.accel.host_tail import integers_of
 from snapseal.daemon.errors import SnapsealError
-
-DEFAULT_GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "golden"
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("selftest", help="check an accelerator bit-exactly on the golden crops")
     parser.add_argument("--backend", default="emulate", choices=("emulate", "fpga"))
-    parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the committed default)")
-    parser.add_argument("--golden", type=Path, default=DEFAULT_GOLDEN, help="golden vector directory")
+    parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the one shipped with snapseal)")
+    parser.add_argument("--golden", type=Path, default=None,
+                        help="golden vector directory (default: the bundle's own, written by make golden)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N crops")
     parser.set_defaults(func=run)
 
@@ -39,21 +41,6 @@ def load_golden(golden_dir: Path) -> tuple[dict, np.ndarray, dict[str, np.ndarra
     except (OSError, ValueError, KeyError) as exc:
         raise SnapsealError(f"{golden_dir}: unreadable golden vectors ({exc})") from None
     return meta, crops, expected
-
-
-def integers_from_raw(tail: dict, values: np.ndarray) -> np.ndarray:
-    """A graph's float output -> the integers the accelerator streams (undo the host tail)."""
-    x = np.asarray(values, np.float64)
-    for op in reversed(tail["ops"]):
-        if op["op"] == "mul":
-            x = x / np.asarray(op["value"], np.float64).reshape(op["shape"])
-        elif op["op"] == "add":
-            x = x - np.asarray(op["value"], np.float64).reshape(op["shape"])
-        elif op["op"] == "transpose":
-            x = np.transpose(x, np.argsort(op["perm"]))
-        elif op["op"] == "reshape":
-            x = x.reshape([x.shape[0], *tail["integer_shape"][1:]])
-    return np.round(x).astype(np.int64)
 
 
 def row_digests(values: np.ndarray) -> list[str]:
@@ -91,9 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from snapseal.daemon.bundle import load_bundle
 
     bundle = load_bundle(args.bundle)
-    meta, crops, expected = load_golden(args.golden)
+    golden_dir = args.golden if args.golden is not None else bundle.golden_dir
+    if golden_dir is None:
+        raise SnapsealError(f"{bundle.path}: bundle has no golden vectors (make golden HW_BUNDLE={bundle.path})")
+    meta, crops, expected = load_golden(golden_dir)
     if meta["model_id"] != bundle.model_id:
-        raise SnapsealError(f"{args.golden / 'golden.json'}: golden vectors are for model {meta['model_id']}, "
+        raise SnapsealError(f"{golden_dir / 'golden.json'}: golden vectors are for model {meta['model_id']}, "
                             f"the bundle holds {bundle.model_id} (make golden)")
     if args.limit:
         crops = crops[: args.limit]
@@ -103,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         streams = dict(zip([t["output_name"] for t in accel.settings.tails], accel.run_forward_at_mean_integers(crops)))
     else:
         raw = accel.run_forward_at_mean_raw(crops)
-        streams = {t["output_name"]: integers_from_raw(t, raw[t["output_name"]]) for t in tails}
+        streams = {t["output_name"]: integers_of(t, raw[t["output_name"]]) for t in tails}
     failures = []
     for tail in tails:
         name = tail["output_name"]

@@ -107,14 +107,28 @@ def emulate_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bundle
 
 
+FAKE_BITSTREAM = b"bitstream"  # no Vivado here: the .bit/.hwh content is fake, the bundle shape is real
+
+
+def make_bitstream_bundle(out_dir: Path, board: str = "pynq-z2") -> Path:
+    """A bundle as `make bitstream` writes it (``snapseal.hw.bitstream.assemble_bitstream_bundle``
+    over the default bundle), with fake .bit/.hwh content and the golden driver settings."""
+    from snapseal.daemon.bundle import load_bundle
+    from snapseal.hw.bitstream import assemble_bitstream_bundle
+    from snapseal.hw.boards import get_board
+
+    default = load_bundle()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "accel.bit").write_bytes(FAKE_BITSTREAM)
+    (out_dir / "accel.hwh").write_text("<hwh/>")
+    driver = json.loads((default.golden_dir / "driver_settings.json").read_text())
+    return assemble_bitstream_bundle(default.path, get_board(board), out_dir / "accel.bit", out_dir / "accel.hwh",
+                                     driver, {}, out_dir / "out")
+
+
 @pytest.fixture(scope="session")
 def fpga_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    bundle = tmp_path_factory.mktemp("bundle-fpga")
-    (bundle / "manifest.json").write_text(json.dumps({"format_version": 1, "board": "Pynq-Z2"}))
-    (bundle / "graph.onnx").write_bytes(b"\x08\x07")
-    (bundle / "snapseal.bit").write_bytes(b"bitstream")
-    (bundle / "snapseal.hwh").write_text("<hwh/>")
-    return bundle
+    return make_bitstream_bundle(tmp_path_factory.mktemp("bundle-fpga"))
 
 
 def base_args(root: Path, bundle: Path, recipient: Path, wheel: Path, pynq_venv: Path) -> list:

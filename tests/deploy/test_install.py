@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import base_args, copy_root, run_install, snapshot
+from tests.deploy.conftest import FAKE_BITSTREAM, base_args, copy_root, run_install, snapshot
 
 AS_ROOT = os.geteuid() == 0
 
@@ -192,8 +194,12 @@ def test_fpga_bundle_installs_bitstream_and_fpga_dropin(fpga_bundle, recipient, 
     root.mkdir()
     result = run_install(*base_args(root, fpga_bundle, recipient, wheel, pynq_venv))
     assert result.returncode == 0, result.stderr
-    assert (root / "opt/snapseal/bundle/snapseal.bit").read_bytes() == b"bitstream"
-    assert (root / "opt/snapseal/bundle/snapseal.hwh").exists()
+    from snapseal.daemon.bundle import read_hardware
+
+    section = read_hardware(fpga_bundle)
+    assert (root / "opt/snapseal/bundle" / section.bitfile).read_bytes() == FAKE_BITSTREAM
+    assert (root / "opt/snapseal/bundle" / section.hwh).exists()
+    assert read_hardware(root / "opt/snapseal/bundle") == section
     from snapseal.daemon.config import load_config
 
     assert load_config(root / "etc/snapseal/snapseal.toml", check_files=False).quality.backend == "fpga"
@@ -215,7 +221,7 @@ def test_fpga_bundle_for_another_board_is_refused(fpga_bundle, recipient, wheel,
     args[args.index("pynq-z2")] = "ultra96-v2"
     result = run_install(*args)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"install.sh: error: bundle {fpga_bundle}: built for board 'Pynq-Z2', not ultra96-v2"
+    assert result.stderr.strip() == f"install.sh: error: bundle {fpga_bundle}: built for board 'pynq-z2', not ultra96-v2"
     assert list(root.iterdir()) == []
 
 
@@ -264,7 +270,7 @@ def bad_cases(tmp: Path, bundle: Path, recipient: Path) -> dict[str, tuple[list,
         "private key": (["--recipient", private], f"install.sh: error: recipient key {private}: a .key is a private key; only the .pub goes to the camera"),
         "root is a file": (["--root", a_file], f"install.sh: error: root {a_file}: not a directory"),
         "unwritable root": (["--root", "/proc/1"], "install.sh: error: root /proc/1: not writable"),
-        "fpga without bitstream": (["--backend", "fpga"], f"install.sh: error: bundle {bundle}: the fpga backend needs exactly one .bit and one .hwh"),
+        "fpga without bitstream": (["--backend", "fpga"], f"install.sh: error: bundle {bundle}: no bitstream in its manifest (hardware section); build one with make bitstream"),
     }
 
 
@@ -290,16 +296,45 @@ def test_bad_input_is_one_line_and_changes_nothing(case, emulate_bundle, recipie
     assert snapshot(root) == before
 
 
-def test_a_step_failing_midway_rolls_back(emulate_bundle, recipient, pynq_venv, tmp_path):
+def test_a_step_failing_midway_rolls_back(emulate_bundle, recipient, wheel, pynq_venv, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    broken = tmp_path / "snapseal-0.1.0-py3-none-any.whl"
-    broken.write_bytes(b"not a zip")
+    # pip fails after the venv was made: a requirement that is a local file that is not there
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"{tmp_path / 'missing-0.1-py3-none-any.whl'}\n")
     before = snapshot(root)
-    result = run_install(*base_args(root, emulate_bundle, recipient, broken, pynq_venv))
+    result = run_install(*base_args(root, emulate_bundle, recipient, wheel, pynq_venv), "--requirements", requirements)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("install.sh: error: step at line")
     assert "rolled back" in result.stderr
     after = snapshot(root)
     assert after.pop(".")[:4] == before.pop(".")[:4]  # the root itself: only its mtime moved
     assert after == before == {}
+
+
+def test_a_bitstream_bundle_installs_as_fpga_with_backend_auto(fpga_bundle, recipient, wheel, pynq_venv, tmp_path):
+    """`make bitstream`'s bundle shape (hardware section, hw/<board>/accel.bit) is what the
+    installer reads: with --backend auto it installs the fpga backend, not emulation."""
+    root = tmp_path / "root"
+    root.mkdir()
+    result = run_install(*base_args(root, fpga_bundle, recipient, wheel, pynq_venv), "--backend", "auto")
+    assert result.returncode == 0, result.stderr
+    from snapseal.daemon.config import load_config
+
+    assert load_config(root / "etc/snapseal/snapseal.toml", check_files=False).quality.backend == "fpga"
+    assert (root / "etc/systemd/system/snapseal.service.d/fpga.conf").is_file()
+
+
+def test_a_bundle_with_an_incomplete_hardware_section_is_refused(emulate_bundle, recipient, wheel, pynq_venv, tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(emulate_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "hardware": {"board": "pynq-z2", "bitfile": "hw/pynq-z2/accel.bit"}}))
+    root = tmp_path / "root"
+    root.mkdir()
+    result = run_install(*base_args(root, bundle, recipient, wheel, pynq_venv))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"install.sh: error: bundle {bundle}: {bundle / 'manifest.json'}: hardware section lacks hwh, driver "
+        "(build the bundle with `make bitstream`)"]
+    assert list(root.iterdir()) == []
