@@ -36,7 +36,8 @@ class ScheduleStats:
     full: int = 0  # frames with a full detection
     refined: int = 0  # frames with O-Net alone on predicted boxes
     refined_boxes: int = 0  # boxes given to O-Net alone
-    lost: int = 0  # predicted faces O-Net did not confirm (each brought a full pass forward)
+    lost: int = 0  # predicted faces O-Net did not confirm (their frame then got a full pass)
+    crowded: int = 0  # frames whose predicted boxes touched (a full pass instead)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -57,7 +58,6 @@ class DetectionSchedule:
             raise SnapsealError(f"[detector] full_every = {self.full_every} needs a detector that can look inside "
                                 f"given boxes; {getattr(self.detector, 'name', type(self.detector).__name__)} cannot")
         self._since_full: int | None = None  # frames since the last full pass (None: none yet)
-        self._force_full = True
 
     @property
     def name(self) -> str:
@@ -67,22 +67,36 @@ class DetectionSchedule:
         if self.full_every == 1 or predict is None or self._due():
             return self._full(image_bgr)
         boxes = np.asarray(predict(frame_index), dtype=np.float64).reshape(-1, 4)
-        self._since_full = (self._since_full or 0) + 1
         if len(boxes) == 0:
+            self._since_full = (self._since_full or 0) + 1
             return []  # nothing to follow until the next full pass
+        if _any_touch(boxes):
+            self.stats.crowded += 1
+            return self._full(image_bgr)
+        self._since_full = (self._since_full or 0) + 1
         self.stats.refined += 1
         self.stats.refined_boxes += len(boxes)
         detections = self.detector.detect_in_boxes(image_bgr, boxes)  # type: ignore[attr-defined]
         if len(detections) < len(boxes):
             self.stats.lost += len(boxes) - len(detections)
-            self._force_full = True
+            return self._full(image_bgr)
         return detections
 
     def _due(self) -> bool:
-        return self._force_full or self._since_full is None or self._since_full + 1 >= self.full_every
+        return self._since_full is None or self._since_full + 1 >= self.full_every
 
     def _full(self, image_bgr: np.ndarray) -> list[Detection]:
         self._since_full = 0
-        self._force_full = False
         self.stats.full += 1
         return self.detector.detect(image_bgr)
+
+
+def _any_touch(boxes: np.ndarray) -> bool:
+    """Do any two boxes (N x 4) overlap or touch?"""
+    if len(boxes) < 2:
+        return False
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    apart = ((x1[:, None] > x2[None, :]) | (x2[:, None] < x1[None, :])
+             | (y1[:, None] > y2[None, :]) | (y2[:, None] < y1[None, :]))
+    np.fill_diagonal(apart, True)
+    return not bool(apart.all())

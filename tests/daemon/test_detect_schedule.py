@@ -66,17 +66,28 @@ def test_full_every_k_frames_and_predicted_boxes_between():
     assert detector.full_calls == 3  # frames 0, 3, 6
     assert asked == [1, 2, 4, 5]
     assert all(np.array_equal(b, predicted) for b in detector.box_calls)
-    assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0}
+    assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0, "crowded": 0}
 
 
-def test_a_lost_face_brings_the_full_pass_forward():
+def test_a_lost_face_gets_a_full_pass_on_the_same_frame():
     detector = FakeDetector([_face(10, 10)], confirm=False)
     schedule = DetectionSchedule(detector, full_every=10)
     predicted = np.array([[10.0, 10.0, 60.0, 60.0]])
     for index in range(4):
-        schedule.detect(FRAME, index, lambda i: predicted)
-    # 0 full, 1 O-Net loses the face, 2 full again, 3 O-Net loses it again
-    assert detector.full_calls == 2 and len(detector.box_calls) == 2 and schedule.stats.lost == 2
+        assert len(schedule.detect(FRAME, index, lambda i: predicted)) == 1  # the full pass's face
+    # 0 full; 1, 2, 3: O-Net loses the face, so the same frame gets a full pass
+    assert detector.full_calls == 4 and len(detector.box_calls) == 3 and schedule.stats.lost == 3
+
+
+def test_touching_predictions_get_a_full_pass():
+    detector = FakeDetector([_face(10, 10), _face(55, 10)])
+    schedule = DetectionSchedule(detector, full_every=10)
+    crossing = np.array([[10.0, 10.0, 60.0, 60.0], [55.0, 10.0, 105.0, 60.0]])
+    apart = np.array([[10.0, 10.0, 60.0, 60.0], [80.0, 10.0, 130.0, 60.0]])
+    schedule.detect(FRAME, 0, lambda i: apart)
+    schedule.detect(FRAME, 1, lambda i: crossing)
+    schedule.detect(FRAME, 2, lambda i: apart)
+    assert detector.full_calls == 2 and len(detector.box_calls) == 1 and schedule.stats.crowded == 1
 
 
 def test_nothing_to_follow_costs_nothing_until_the_next_full_pass():
