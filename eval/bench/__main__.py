@@ -18,11 +18,8 @@ an FPGA). Nothing is asserted: the numbers are printed and written to docs/RESUL
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import platform
-import re
 import resource
 import sys
 import time
@@ -61,26 +58,16 @@ def bench_crops(count: int, bootstrap: Path) -> np.ndarray:
 
 
 def daemon_rows(frames: int) -> tuple[list[Row], list[str]]:
-    """Run the pipeline engineer's benchmark and read its printed figures."""
+    """Run the daemon's benchmark (eval/bench/pipeline.py) and take its figures."""
     from snapseal.eval.bench import pipeline as daemon_bench
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = daemon_bench.main(["--frames", str(frames), "--backend", "emulate"])
-    text = out.getvalue()
-    if code != 0:
-        raise SnapsealError(f"snapseal.eval.bench.pipeline exited {code}:\n{text}")
-    detector = re.search(r"^detector only\s+([\d.]+)", text, re.M)
-    pipeline = re.search(r"^pipeline end to end\s+([\d.]+)", text, re.M)
-    if not detector or not pipeline:
-        raise SnapsealError("snapseal.eval.bench.pipeline printed no 'detector only' / 'pipeline end to end' line; "
-                            "its output format changed:\n" + text)
-    detector_fps, pipeline_fps = float(detector.group(1)), float(pipeline.group(1))
-    basis = f"snapseal.eval.bench.pipeline, {frames} frames of the demo walk-by, emulate backend"
+    result = daemon_bench.run_benchmark(frames=frames, backend="emulate")
+    detector_fps, pipeline_fps = result.detector_fps(), result.pipeline_fps()
+    basis = f"snapseal.eval.bench.pipeline, {result.frames} frames of the demo walk-by, emulate backend"
     return [
         Row("detector only (MTCNN), frames/s", detector_fps, "fps", basis, 1.0),
         Row("daemon end to end, frames/s", pipeline_fps, "fps", basis, pipeline_fps / detector_fps),
-    ], text.strip().splitlines()
+    ], daemon_bench.report(result).splitlines()
 
 
 def scorer_rows(crops: np.ndarray, bundle: Path | None, batch: int) -> tuple[list[Row], list[str]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from snapseal.daemon.errors import SnapsealError
 
 
 def peak_rss_mb() -> float:
@@ -83,6 +86,135 @@ class Round:
         return self.summary.seconds / self.detect_s
 
 
+@dataclass(frozen=True)
+class PipelineBench:
+    """What one benchmark run measured (``run_benchmark``); ``report`` prints it."""
+
+    frames: int
+    width: int
+    height: int
+    video: str
+    backend: str
+    scorer: str
+    rounds: list[Round]
+    fpga_host: dict[str, float] | None  # fpga_host_side_ms on the run's own crops
+    rss_start_mb: float
+    rss_peak_mb: float
+
+    def median(self, mode: str) -> Round:
+        """The median round (upper middle for an even count) of one scoring mode."""
+        mine = sorted((r for r in self.rounds if r.scoring == mode), key=lambda r: r.ratio)
+        return mine[len(mine) // 2]
+
+    @property
+    def modes(self) -> list[str]:
+        return list(dict.fromkeys(r.scoring for r in self.rounds))
+
+    def detector_fps(self, mode: str = "worker") -> float:
+        return self.frames / self.median(mode).detect_s
+
+    def pipeline_fps(self, mode: str = "worker") -> float:
+        return self.median(mode).summary.fps
+
+
+def run_benchmark(frames: int = 150, rounds: int = 3, backend: str = "emulate", video: Path | None = None,
+                  scoring: str = "worker") -> PipelineBench:
+    """Detector-only passes and pipeline passes in turn on the same frames (see the module doc)."""
+    import cv2
+
+    from snapseal.daemon.capture import FileSource, parse_source
+    from snapseal.daemon.config import load_config
+    from snapseal.daemon.detect import make_detector
+    from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
+    from snapseal.daemon.logs import configure_logging
+    from snapseal.daemon.scoring import load_scorer
+    from snapseal.daemon.service import build_pipeline
+    from snapseal.eval.scenes.assets import REPO_ROOT
+
+    configure_logging("text", level=logging.WARNING)
+
+    detector = make_detector(min_face_px=40, confidence=0.9)
+    if video is None:
+        from snapseal.eval.scenes.demo import ensure_walkby
+
+        video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", detector)
+    rss_start = peak_rss_mb()
+
+    # Frames decoded up front for the detector-only passes.
+    capture = cv2.VideoCapture(str(video))
+    decoded = []
+    while len(decoded) < frames:
+        ok, image = capture.read()
+        if not ok:
+            break
+        decoded.append(image)
+    capture.release()
+    if not decoded:
+        raise SnapsealError(f"benchmark video {video}: no frames could be read")
+    n = len(decoded)
+    height, width = decoded[0].shape[:2]
+    detector.detect(decoded[0])  # warm-up (sessions, allocations)
+    scorer = load_scorer(backend=backend)  # build_pipeline warms it up, as the daemon does before READY
+
+    modes = ["worker", "inline"] if scoring == "both" else [scoring]
+    crops: list[np.ndarray] = []
+    done: list[Round] = []
+    detect_before = detector_only(detector, decoded)
+    with tempfile.TemporaryDirectory(prefix="snapseal-bench-") as temp:
+        pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), Path(temp) / "keys")
+        for index in range(max(1, rounds)):
+            mode = modes[index % len(modes)]
+            config = load_config(None, {"store.dir": str(Path(temp) / f"store-{index}"), "keys.recipient": str(pub),
+                                        "quality.backend": backend})
+            limited = _Limited(FileSource(parse_source(str(video))), n)
+            built = build_pipeline(config, ephemeral_device_key=True, source=limited, detector=detector, scorer=scorer,
+                                   on_scored=(lambda _track, scored: crops.append(scored.crop.pixels)) if index == 0 else None,
+                                   background_scoring=mode == "worker")
+            summary = built.pipeline.run()
+            detect_after = detector_only(detector, decoded)
+            done.append(Round(mode, summary, detect_before, detect_after, built.pipeline.chooser.stats))
+            detect_before = detect_after
+    fpga = fpga_host_side_ms(np.stack(crops[:16])) if crops else None
+    return PipelineBench(n, width, height, Path(video).name, backend, scorer.name, done, fpga, rss_start, peak_rss_mb())
+
+
+def report(result: PipelineBench) -> str:
+    """The benchmark as text, one table per scoring mode."""
+    n, first = result.frames, result.rounds[0].summary
+    lines = [f"snapseal daemon benchmark: {n} frames {result.width}x{result.height} of {result.video}, backend "
+             f"{result.backend}, scorer {result.scorer}, {first.detections} detections, {first.records_written} records; "
+             f"{len(result.rounds)} round(s), each a pipeline pass between two detector-only passes",
+             f"{'round':>5} {'scoring':>8} {'detector fps':>13} {'pipeline fps':>13} {'pipeline/detector':>18}"]
+    for index, r in enumerate(result.rounds, 1):
+        lines.append(f"{index:>5} {r.scoring:>8} {n / r.detect_s:13.2f} {r.summary.fps:13.2f} {r.ratio:18.3f}"
+                     f"   (detector before {n / r.detect_before_s:.2f} fps, after {n / r.detect_after_s:.2f} fps)")
+    for mode in result.modes:
+        mine = sorted((r for r in result.rounds if r.scoring == mode), key=lambda r: r.ratio)
+        median = result.median(mode)
+        summary, stats = median.summary, median.stats
+        lines += [f"\nscoring {mode} (the daemon's {'way' if mode == 'worker' else 'old way'}), median of {len(mine)} round(s):",
+                  f"{'':24}{'fps':>8}{'ms/frame':>10}",
+                  f"{'detector only':24}{n / median.detect_s:8.2f}{1000 * median.detect_s / n:10.1f}",
+                  f"{'pipeline end to end':24}{summary.fps:8.2f}{1000 * summary.seconds / n:10.1f}",
+                  f"pipeline / detector time: {median.ratio:.3f}  -> overhead {100 * (median.ratio - 1):+.1f} % (target <= +25 %)"
+                  f"; all rounds {', '.join(f'{100 * (r.ratio - 1):+.1f} %' for r in mine)}",
+                  "per stage, ms/frame:   " + "  ".join(f"{stage} {ms:.2f}" for stage, ms in summary.stage_ms_per_frame.items())]
+        other = 1000 * summary.seconds / n - sum(summary.stage_ms_per_frame.values())
+        lines += [f"                        (loop and bookkeeping {other:.2f})",
+                  f"scoring: scorer busy {summary.score_busy_ms_per_frame:.2f} ms/frame "
+                  f"({1000 * stats.score_seconds / max(stats.crops_scored, 1):.2f} ms/crop, {stats.batches} batches"
+                  f"{', on the worker thread, overlapping the stages above' if mode == 'worker' else ', in the frame loop'}); "
+                  f"frame loop waited for scores {summary.stage_ms_per_frame['score']:.2f} ms/frame (the score stage)"]
+    fpga = result.fpga_host
+    if fpga is not None:
+        per_crop = (fpga["pack_ms"] + fpga["unpack_ms"]) / fpga["batch"]
+        lines.append(f"\nfpga host side (daemon/accel/fpga.py pack/unpack, batch {int(fpga['batch'])}): pack {fpga['pack_ms']:.3f} ms, "
+                     f"unpack {fpga['unpack_ms']:.3f} ms per batch = {per_crop:.3f} ms per crop; "
+                     f"{first.detections / n:.2f} crops/frame -> {per_crop * first.detections / n:.3f} ms/frame")
+    lines.append(f"peak RSS: {result.rss_peak_mb:.0f} MB (at start {result.rss_start_mb:.0f} MB)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snapseal.eval.bench.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,95 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="score on the chooser's worker thread (the daemon's way), in the frame loop, "
                              "or alternate the two round by round")
     args = parser.parse_args(argv)
-
-    import cv2
-
-    from snapseal.daemon.capture import FileSource, parse_source
-    from snapseal.daemon.config import load_config
-    from snapseal.eval.scenes.assets import REPO_ROOT
-    from snapseal.daemon.detect import make_detector
-    from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
-    from snapseal.daemon.scoring import load_scorer
-    from snapseal.daemon.logs import configure_logging
-    from snapseal.daemon.service import build_pipeline
-
-    configure_logging("text", level=logging.WARNING)
-
-    detector = make_detector(min_face_px=40, confidence=0.9)
-    video = args.video
-    if video is None:
-        from snapseal.eval.scenes.demo import ensure_walkby
-
-        video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", detector)
-    rss_start = peak_rss_mb()
-
-    # Frames decoded up front for the detector-only passes.
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < args.frames:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    n = len(frames)
-    height, width = frames[0].shape[:2]
-    detector.detect(frames[0])  # warm-up (sessions, allocations)
-    scorer = load_scorer(backend=args.backend)  # build_pipeline warms it up, as the daemon does before READY
-
-    modes = ["worker", "inline"] if args.scoring == "both" else [args.scoring]
-    crops: list[np.ndarray] = []
-    rounds: list[Round] = []
-    detect_before = detector_only(detector, frames)
-    with tempfile.TemporaryDirectory(prefix="snapseal-bench-") as temp:
-        pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), Path(temp) / "keys")
-        for index in range(max(1, args.rounds)):
-            mode = modes[index % len(modes)]
-            config = load_config(None, {"store.dir": str(Path(temp) / f"store-{index}"), "keys.recipient": str(pub),
-                                        "quality.backend": args.backend})
-            limited = _Limited(FileSource(parse_source(str(video))), n)
-            built = build_pipeline(config, ephemeral_device_key=True, source=limited, detector=detector, scorer=scorer,
-                                   on_scored=(lambda _track, scored: crops.append(scored.crop.pixels)) if index == 0 else None,
-                                   background_scoring=mode == "worker")
-            summary = built.pipeline.run()
-            detect_after = detector_only(detector, frames)
-            rounds.append(Round(mode, summary, detect_before, detect_after, built.pipeline.chooser.stats))
-            detect_before = detect_after
-
-    first = rounds[0].summary
-    print(f"snapseal daemon benchmark: {n} frames {width}x{height} of {video.name}, backend {args.backend}, "
-          f"scorer {scorer.name}, {first.detections} detections, {first.records_written} records; "
-          f"{len(rounds)} round(s), each a pipeline pass between two detector-only passes")
-    print(f"{'round':>5} {'scoring':>8} {'detector fps':>13} {'pipeline fps':>13} {'pipeline/detector':>18}")
-    for index, r in enumerate(rounds, 1):
-        print(f"{index:>5} {r.scoring:>8} {n / r.detect_s:13.2f} {r.summary.fps:13.2f} {r.ratio:18.3f}"
-              f"   (detector before {n / r.detect_before_s:.2f} fps, after {n / r.detect_after_s:.2f} fps)")
-    for mode in modes:
-        mine = sorted((r for r in rounds if r.scoring == mode), key=lambda r: r.ratio)
-        median = mine[len(mine) // 2]  # the median round (upper middle for an even count)
-        summary, stats = median.summary, median.stats
-        print(f"\nscoring {mode} (the daemon's {'way' if mode == 'worker' else 'old way'}), median of {len(mine)} round(s):")
-        print(f"{'':24}{'fps':>8}{'ms/frame':>10}")
-        print(f"{'detector only':24}{n / median.detect_s:8.2f}{1000 * median.detect_s / n:10.1f}")
-        print(f"{'pipeline end to end':24}{summary.fps:8.2f}{1000 * summary.seconds / n:10.1f}")
-        print(f"pipeline / detector time: {median.ratio:.3f}  -> overhead {100 * (median.ratio - 1):+.1f} % (target <= +25 %)"
-              f"; all rounds {', '.join(f'{100 * (r.ratio - 1):+.1f} %' for r in mine)}")
-        print("per stage, ms/frame:   " + "  ".join(f"{stage} {ms:.2f}" for stage, ms in summary.stage_ms_per_frame.items()))
-        other = 1000 * summary.seconds / n - sum(summary.stage_ms_per_frame.values())
-        print(f"                        (loop and bookkeeping {other:.2f})")
-        print(f"scoring: scorer busy {summary.score_busy_ms_per_frame:.2f} ms/frame "
-              f"({1000 * stats.score_seconds / max(stats.crops_scored, 1):.2f} ms/crop, {stats.batches} batches"
-              f"{', on the worker thread, overlapping the stages above' if mode == 'worker' else ', in the frame loop'}); "
-              f"frame loop waited for scores {summary.stage_ms_per_frame['score']:.2f} ms/frame (the score stage)")
-    if crops:
-        batch = np.stack(crops[:16])
-        fpga = fpga_host_side_ms(batch)
-        if fpga is not None:
-            per_crop = (fpga["pack_ms"] + fpga["unpack_ms"]) / fpga["batch"]
-            print(f"\nfpga host side (daemon/accel/fpga.py pack/unpack, batch {int(fpga['batch'])}): pack {fpga['pack_ms']:.3f} ms, "
-                  f"unpack {fpga['unpack_ms']:.3f} ms per batch = {per_crop:.3f} ms per crop; "
-                  f"{first.detections / n:.2f} crops/frame -> {per_crop * first.detections / n:.3f} ms/frame")
-    print(f"peak RSS: {peak_rss_mb():.0f} MB (at start {rss_start:.0f} MB)")
+    try:
+        result = run_benchmark(args.frames, args.rounds, args.backend, args.video, args.scoring)
+    except SnapsealError as error:
+        print(f"snapseal: error: {error}", file=sys.stderr)
+        return 2
+    print(report(result))
     return 0
 
 
