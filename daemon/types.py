@@ -6,7 +6,7 @@ Pure data, no behaviour beyond validation: every stage takes and returns these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,4 +92,3 @@ class ScoredCrop:
     crop: FaceCrop
     score: float  # higher is better; the scorer named in `scorer` made it
     scorer: str
-    extras: dict[str, float] = field(default_factory=dict)  # score components, for reports

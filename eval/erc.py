@@ -132,8 +132,3 @@ def compute_erc(
 def oracle_quality(genuine_distances: np.ndarray) -> np.ndarray:
     """PERFECT: rejects by the actual genuine distance (an upper bound no real score reaches)."""
     return -np.asarray(genuine_distances, dtype=np.float64)
-
-
-def pair_quality(quality_a: np.ndarray, quality_b: np.ndarray) -> np.ndarray:
-    """Quality of a comparison whose two sides both vary: the worse side decides."""
-    return np.minimum(np.asarray(quality_a, dtype=np.float64), np.asarray(quality_b, dtype=np.float64))

@@ -32,7 +32,3 @@ def boot_finn(build_dir: Path) -> None:
 
     settings.initialize_dummy_settings()
     _BOOTED["dir"] = build_dir
-
-
-def default_scratch_dir() -> Path:
-    return Path(os.environ.get("SNAPSEAL_HW_SCRATCH", "build/hw/finn_tmp"))

@@ -128,21 +128,6 @@ def export_float_graphs(vae: VAE, out_dir: Path) -> ExportedGraphs:
     return ExportedGraphs(**paths)
 
 
-def float_twin_of(vae: VAE) -> VAE:
-    """The same weights without quantizers (for a float export of a QAT model: it ignores the
-    rounding, so its scores differ slightly from the emulation's)."""
-    twin = VAE(vae.cfg.float_twin())
-    own = twin.state_dict()
-    state = {k: v for k, v in vae.state_dict().items() if k in own}
-    # quantized weights (what the hardware uses) rather than the latent float ones
-    for name, module in vae.named_modules():
-        if hasattr(module, "quant_weight") and f"{name}.weight" in own:
-            with torch.no_grad():
-                state[f"{name}.weight"] = module.quant_weight().value.detach().clone()
-    twin.load_state_dict(state, strict=True)
-    return twin.eval()
-
-
 def main(argv: list[str] | None = None) -> int:
     from snapseal.quantize.train import load_model
 
@@ -160,4 +145,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -385,10 +385,6 @@ def restore_quantizer_state(model: nn.Module, state: dict[str, dict[str, torch.T
                 module.value.data.fill_(1.0)  # init_scale() multiplies the init value by the buffer
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 def log2_exact(scale: float) -> bool:
     """True when scale is a power of two (what every quantizer here must produce)."""
     return scale > 0 and math.log2(scale) == round(math.log2(scale))

@@ -92,14 +92,3 @@ def faces_in_image(
             face_px=float(max(detection.box.width, detection.box.height)),
             detection=detection,
         )
-
-
-def list_files(root: Path, suffixes: frozenset[str]) -> list[Path]:
-    """Files under root (recursive, sorted, hidden entries skipped) whose suffix matches."""
-    found = []
-    for path in sorted(root.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        if path.is_file() and path.suffix.lower() in suffixes:
-            found.append(path)
-    return found
