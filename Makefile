@@ -11,9 +11,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: env env-board demo test test-fast score bench clean help
 
+# Every target carries one `## what it does` line right above it; `make help` lists them.
+## list every target with what it does
 help:
 	@echo "make demo   - run the main job on the embedded default input"
 	@echo "make test   - the whole test suite (both environments)"
+	@echo
+	@awk '/^## /{doc=substr($$0,4); next} /^[a-z][a-z0-9-]*:([^=]|$$)/{if(doc!=""){split($$0,t,":"); printf "  make %-18s %s\n", t[1], doc} doc=""; next} {doc=""}' $(MAKEFILE_LIST)
 
 # Workstation/laptop environment: Python 3.11, numpy 2.x, torch + brevitas + FINN + the daemon.
 $(WORK)/.ready: requirements/build-torch.txt requirements/build.txt requirements/build-finn.txt requirements/daemon.txt requirements/test.txt requirements/weights.txt pyproject.toml
@@ -35,7 +39,9 @@ $(BOARD_VENV)/.ready: requirements/board.txt requirements/daemon.txt requirement
 	$(BOARD_VENV)/bin/pip install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	touch $@
 
+## the workstation environment .venv/work (Python 3.11, numpy 2, torch, brevitas, FINN, the daemon)
 env: $(WORK)/.ready
+## the board's environment .venv/board (Python 3.10, numpy 1.x, the daemon only)
 env-board: $(BOARD_VENV)/.ready
 
 # Each area keeps its own targets in mk/<area>.mk (data, train, hw, daemon, deploy, eval).
@@ -43,9 +49,11 @@ include $(sort $(wildcard mk/*.mk))
 
 # The whole suite: everything in the workstation environment (Python 3.11, numpy 2), then the
 # daemon's tests again in the board's environment (Python 3.10, numpy 1.x).
+## the whole test suite: everything in .venv/work, then the daemon's tests again in .venv/board
 test: $(WORK)/.ready $(BOARD_VENV)/.ready $(TEST_PREREQS)
 	$(WORK)/bin/python -m pytest -q tests
 	$(BOARD_VENV)/bin/python -m pytest -q -m "not build" tests/daemon
 
+## remove build/ (assets, data, reports made by commands)
 clean:
 	rm -rf build .pytest_cache

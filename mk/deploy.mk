@@ -19,10 +19,12 @@ DEPLOY_USAGE := usage: make deploy BOARD=pynq-z2|ultra96-v2 HOST=[user@]host REC
 .PHONY: deploy deploy-wheel deploy-check
 
 # The wheel install.sh installs into the board's venv (pure Python: one wheel fits both boards).
+## build the daemon's wheel into build/deploy
 deploy-wheel: $(WORK)/.ready
 	rm -rf $(DEPLOY_BUILD) && mkdir -p $(DEPLOY_BUILD)
 	$(WORK)/bin/pip wheel $(PIP_QUIET) --no-deps --no-build-isolation -w $(DEPLOY_BUILD) .
 
+## copy wheel, bundle and deploy/ to a board and install: make deploy BOARD=pynq-z2|ultra96-v2 HOST=user@host RECIPIENT=investigator.pub
 deploy:
 	@if [ -z "$(HOST)" ] || [ -z "$(filter $(DEPLOY_BOARDS),$(BOARD))" ] || [ -z "$(RECIPIENT)" ]; then \
 	    echo '$(DEPLOY_USAGE)' >&2; exit 2; fi
@@ -38,11 +40,13 @@ deploy:
 # `make test` never installs system packages: the tests name what is missing (skipped on a
 # developer's machine, failed under CI); .ci/run installs them.
 DEPLOY_TOOLS := shellcheck systemd-analyze
+## say which system tools the deploy tests need and are missing (never installs)
 deploy-tools-check:
 	@for tool in $(DEPLOY_TOOLS); do command -v $$tool >/dev/null || \
 	    echo "make: $$tool is missing: the deploy tests that need it will skip (apt-get install shellcheck systemd)" >&2; done
 TEST_PREREQS += deploy-tools-check
 .PHONY: deploy-tools-check
 
+## the deploy tests alone
 deploy-check: $(WORK)/.ready deploy-tools-check
 	$(WORK)/bin/python -m pytest -q tests/deploy tests/test_compat.py

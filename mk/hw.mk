@@ -20,17 +20,22 @@ HW_BOARD_NAME = $(if $(filter pynq-z2 ultra96-v2,$(BOARD)),$(BOARD),$(if $(filte
 
 .PHONY: estimate bitstream verify-hw golden test-hw
 
+## FINN's resource and throughput estimates for BOARD=pynq-z2|ultra96-v2 (no Vivado needed)
 estimate: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.cli estimate --board $(HW_BOARD_NAME) $(HW_BUNDLE_ARG) $(HW_MODEL_ARG) --out $(HW_OUT)
 
+## the FPGA bitstream bundle for BOARD (needs Vivado + Vitis HLS)
 bitstream: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.cli bitstream --board $(HW_BOARD_NAME) $(HW_BUNDLE_ARG) --out $(HW_OUT)
 
+## bit-exact check Brevitas -> QONNX -> FINN -> hardware layers -> emulate on golden crops
 verify-hw: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify
 
+## re-write the bundle's golden vectors (after every new bundle)
 golden: $(WORK)/.ready
 	$(HW_PY) -m snapseal.hw.verify $(HW_BUNDLE_ARG) $(HW_FACES_ARG) --out $(HW_OUT)/verify --write-golden
 
+## the hardware tests alone
 test-hw: $(WORK)/.ready
 	$(HW_PY) -m pytest -q tests/hw tests/daemon/test_fpga_backend.py tests/daemon/test_fpga_selftest.py

@@ -19,16 +19,19 @@ TRAIN        := $(WORK)/bin/python -m snapseal.quantize.train
 # The default bootstrap set comes from the data engineer's `make data` (mk/data.mk).
 DATA_PREREQ := $(if $(filter build/data/bootstrap/%,$(DATA)),$(BOOTSTRAP)/.ready)
 
+## QAT-train the VAE: make train DATA=... [VAL=...] [OBJECTIVE=elbo]
 train: $(DATA_PREREQ) | $(WORK)/.ready
 	$(TRAIN) --data $(DATA) $(if $(wildcard $(VAL)),--val $(VAL)) --out $(TRAIN_DIR)/qat \
 	    --objective $(OBJECTIVE) --epochs $(EPOCHS) --threads $(THREADS) $(TRAIN_ARGS) --resume
 
+## train the float twin of the VAE
 train-float: $(DATA_PREREQ) | $(WORK)/.ready
 	$(TRAIN) --data $(DATA) $(if $(wildcard $(VAL)),--val $(VAL)) --out $(TRAIN_DIR)/float \
 	    --objective $(OBJECTIVE) --epochs $(EPOCHS) --threads $(THREADS) $(TRAIN_ARGS) --float --resume
 
 # The committed default bundle: float twin, then QAT starting from it, then export + bundle.
 # Fresh runs (no --resume) so a changed objective or data always retrains.
+## float twin, QAT from it, export, write bundles/default (one command for a retrain)
 bundle: $(DATA_PREREQ) | $(WORK)/.ready
 	rm -rf $(TRAIN_DIR)/float $(TRAIN_DIR)/qat
 	$(TRAIN) --data $(DATA) $(if $(wildcard $(VAL)),--val $(VAL)) --out $(TRAIN_DIR)/float \
@@ -39,10 +42,12 @@ bundle: $(DATA_PREREQ) | $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.quantize.bundle_writer $(TRAIN_DIR)/qat/last.pt --out $(BUNDLE_OUT) \
 	    --float-checkpoint $(TRAIN_DIR)/float/last.pt $(if $(wildcard $(VAL)),--val $(VAL)) $(BUNDLE_ARGS)
 
+## emulate / cpu crops/s and their rank agreement
 bench-accel: | $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.eval.model.bench_accel --bundle $(BUNDLE_OUT) \
 	    $(if $(wildcard $(VAL)),--crops $(VAL)) \
 	    $(if $(wildcard $(TRAIN_DIR)/float/last.pt),--float-checkpoint $(TRAIN_DIR)/float/last.pt)
 
+## parameters and weight memory of the VAE
 model-size: | $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.quantize.model
