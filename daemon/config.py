@@ -6,7 +6,7 @@ The file's shape (deploy/ writes files like this; unknown keys are errors)::
     [detector] min_face_px, confidence, runtime, threads, pyramid_interpolation, full_every, ncnn_weights_dir
     [tracker]  kind ("iou" | "distance"), max_age_frames, min_length_frames
     [quality]  bundle, backend ("emulate" | "fpga" | "cpu"), scorer, top_k, clip_frames, batch_size, skip_near_duplicates
-    [keys]     recipient, device_key
+    [keys]     recipient, device_key, keyring, keyring_authority
     [store]    dir, retention_days, quota_mb, purge_interval_min
     [service]  log_format ("json" | "text")
 
@@ -153,6 +153,11 @@ class KeysConfig:
                                      must_exist=True, example="/etc/snapseal/investigator.pub", deploy=True)
     device_key: Path | None = setting(None, "path", "the camera's signing key, made on the camera; never leaves it",
                                       must_exist=True, example="/var/lib/snapseal/device.key", deploy=True)
+    keyring: Path | None = setting(None, "path", "signed period public keys from 'snapseal keyring issue' (instead of "
+                                   "recipient): each record is sealed to its period's key",
+                                   must_exist=True, example="/etc/snapseal/keyring.json")
+    keyring_authority: Path | None = setting(None, "path", "authority.pub that must have signed the keyring",
+                                             must_exist=True, example="/etc/snapseal/authority.pub")
 
 
 @dataclass(frozen=True)
