@@ -519,25 +519,16 @@ fi
 
 # The config: written when absent; an edited one is kept and the new one put beside it.
 config_text=$(cat <<EOF
-# Written by deploy/install.sh for board $board; schema: deploy/snapseal.example.toml.
+# Written by deploy/install.sh for board $board: only what this installation decides.
+# Every other key keeps its default; all keys with their defaults: snapseal config --defaults
+# (deploy/snapseal.example.toml).
 [camera]
 source = $source_toml
 camera_id = $camera_id_toml
 
-[detector]
-min_face_px = 40
-confidence = 0.9
-
-[tracker]
-kind = "iou"
-max_age_frames = 15
-min_length_frames = 5
-
 [quality]
 bundle = "$BUNDLE_DEST"
 backend = "$backend"
-scorer = "default"
-top_k = 1
 
 [keys]
 recipient = "$RECIPIENT_DEST"
@@ -545,11 +536,6 @@ device_key = "$DEVICE_KEY"
 
 [store]
 dir = "$STORE_DIR"
-retention_days = 10
-quota_mb = 512
-
-[service]
-log_format = "json"
 EOF
 )
 if [[ -e $prefix$CONFIG_FILE ]] && [[ $(cat "$prefix$CONFIG_FILE") != "$config_text" ]]; then

@@ -27,7 +27,7 @@ def build_bitstream_bundle(bundle_dir: Path | None, board: BoardProfile, out_dir
     flow_dir = out_dir / "flow"
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = make_build_config(board, flow_dir, bitstream=True)
-    model = run_steps(bundle.graphs["forward_at_mean"], bitstream_steps(), cfg, flow_dir, progress=progress)
+    run_steps(bundle.graphs["forward_at_mean"], bitstream_steps(), cfg, flow_dir, progress=progress)
     tails = json.loads((flow_dir / HOST_TAILS_FILE).read_text())
     bitfiles = sorted(flow_dir.rglob("*.bit"))
     hwhs = sorted(flow_dir.rglob("*.hwh"))

@@ -338,3 +338,15 @@ def test_a_bundle_with_an_incomplete_hardware_section_is_refused(emulate_bundle,
         f"install.sh: error: bundle {bundle}: {bundle / 'manifest.json'}: hardware section lacks hwh, driver "
         "(build the bundle with `make bitstream`)"]
     assert list(root.iterdir()) == []
+
+
+def test_config_holds_exactly_the_deployment_specific_keys(installed):
+    """Every other key keeps the default declared once in daemon/config.py."""
+    import tomllib
+
+    from snapseal.daemon.config import settings
+
+    root, _ = installed
+    written = tomllib.loads((root / "etc/snapseal/snapseal.toml").read_text())
+    keys = {(section, key) for section, table in written.items() for key in table}
+    assert keys == {(section, key) for section, key, _, setting in settings() if setting.deploy}
