@@ -67,6 +67,11 @@ PUBLIC_FIELDS = ("warrant_id", "reference", "cameras", "window", "issued_ms", "v
                  "authority_id", "authority_key", "log_key", "periods")
 
 
+class NotCoveredError(SnapsealError):
+    """A record this warrant does not cover (another camera, another period, outside the window):
+    refused before it is decrypted. Not a fault of the record: ``open`` counts it apart."""
+
+
 def default_who() -> str:
     try:
         user = getpass.getuser()
@@ -309,8 +314,8 @@ class WarrantKeySource:
         self.opened: list[str] = []
         self._introduced = False
 
-    def _refuse(self, record: str, why: str) -> SnapsealError:
-        return SnapsealError(f"{record}: {why}; not covered by {self.warrant.describe()}")
+    def _refuse(self, record: str, why: str) -> NotCoveredError:
+        return NotCoveredError(f"{record}: {why}; not covered by {self.warrant.describe()}")
 
     def key_for(self, header: Any) -> InvestigatorKeyPair:
         record = getattr(header, "record_id", "record")
