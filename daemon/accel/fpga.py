@@ -62,16 +62,33 @@ def pack_finn(values: np.ndarray, dtype_name: str) -> np.ndarray:
 
     FINN's layout (``finnpy_to_packed_bytearray(reverse_endian=True, reverse_inner=True)``):
     element i of the innermost vector occupies bits [i*bits, (i+1)*bits) of one little-endian
-    integer, two's complement for signed types.
+    integer, two's complement for signed types. For 8-, 16- and 32-bit types that is each
+    element's little-endian bytes in order: a byte copy (the camera's 8-bit pixels are the
+    common case), with no bit planes; other widths go through bit planes. Both give the
+    same bytes (tested).
     """
     bits, signed = datatype_bits(dtype_name)
     ints = np.asarray(values)
-    if not np.all(ints == np.round(ints)):
-        raise SnapsealError(f"fpga backend: non-integer values for a {dtype_name} stream")
-    ints = ints.astype(np.int64)
+    if not np.issubdtype(ints.dtype, np.integer):
+        if not np.all(ints == np.round(ints)):
+            raise SnapsealError(f"fpga backend: non-integer values for a {dtype_name} stream")
+        ints = ints.astype(np.int64)
     low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if bits in _BYTE_TYPES:
+        code = _BYTE_TYPES[bits][1 if signed else 0]
+        if ints.dtype != np.dtype(code) or ints.dtype.byteorder == ">":  # uint8 pixels: no range check needed
+            if ints.size and (ints.min() < low or ints.max() > high):
+                raise SnapsealError(f"fpga backend: values outside {dtype_name} range [{low}, {high}]")
+            ints = ints.astype(code)
+        return np.ascontiguousarray(ints).view(np.uint8).reshape(*ints.shape[:-1], ints.shape[-1] * (bits // 8))
+    ints = ints.astype(np.int64)
     if ints.size and (ints.min() < low or ints.max() > high):
         raise SnapsealError(f"fpga backend: values outside {dtype_name} range [{low}, {high}]")
+    return _pack_bit_planes(ints, bits)
+
+
+def _pack_bit_planes(ints: np.ndarray, bits: int) -> np.ndarray:
+    """Any bit width: one bit plane per bit, then packbits (FINN's reference arithmetic)."""
     codes = (ints & ((1 << bits) - 1)).astype(np.uint64)
     bit_planes = ((codes[..., None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
     flat = bit_planes.reshape(*ints.shape[:-1], ints.shape[-1] * bits)
@@ -82,17 +99,42 @@ def pack_finn(values: np.ndarray, dtype_name: str) -> np.ndarray:
     return np.packbits(flat, axis=-1, bitorder="little")
 
 
+# little-endian numpy types of the byte-aligned widths: (unsigned, signed)
+_BYTE_TYPES = {8: ("<u1", "<i1"), 16: ("<u2", "<i2"), 32: ("<u4", "<i4")}
+
+
 def unpack_finn(packed: np.ndarray, dtype_name: str, folded_shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`pack_finn`: packed bytes -> folded integers (int64) of ``folded_shape``."""
+    """Inverse of :func:`pack_finn`: packed bytes -> folded integers (int64) of ``folded_shape``.
+
+    8-, 16- and 32-bit types are read as little-endian integers (a view); other widths up to
+    56 bits as one 64-bit little-endian word per element, shifted and masked; no bit planes.
+    Same integers as the bit-plane form (tested)."""
     bits, signed = datatype_bits(dtype_name)
     fold = int(folded_shape[-1])
     packed = np.asarray(packed, dtype=np.uint8)
+    if bits in _BYTE_TYPES:
+        code = _BYTE_TYPES[bits][1 if signed else 0]
+        raw = np.ascontiguousarray(packed[..., : fold * (bits // 8)])
+        return raw.view(code).astype(np.int64).reshape(folded_shape)
+    if bits > 56:
+        return _unpack_bit_planes(packed, bits, signed, fold).reshape(folded_shape)
+    offsets = np.arange(fold, dtype=np.int64) * bits
+    padded = np.concatenate([packed, np.zeros((*packed.shape[:-1], 8), np.uint8)], axis=-1)
+    gathered = np.ascontiguousarray(padded[..., (offsets // 8)[:, None] + np.arange(8)])  # ... x fold x 8
+    words = gathered.view("<u8")[..., 0]
+    values = ((words >> (offsets % 8).astype(np.uint64)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+    if signed:
+        values = np.where(values >= (1 << (bits - 1)), values - (1 << bits), values)
+    return values.reshape(folded_shape)
+
+
+def _unpack_bit_planes(packed: np.ndarray, bits: int, signed: bool, fold: int) -> np.ndarray:
     bit_planes = np.unpackbits(packed, axis=-1, bitorder="little")[..., : fold * bits]
     bit_planes = bit_planes.reshape(*packed.shape[:-1], fold, bits).astype(np.int64)
     values = (bit_planes << np.arange(bits, dtype=np.int64)).sum(axis=-1)
     if signed:
         values = np.where(values >= (1 << (bits - 1)), values - (1 << bits), values)
-    return values.reshape(folded_shape)
+    return values
 
 
 # --------------------------------------------------------------------------- device boundary
@@ -256,7 +298,7 @@ class FpgaAccelerator:
         """The accelerator's raw integer outputs (order of ``settings.output_names``)."""
         crops = _check_crops(crops, f"{self.bundle.path}: fpga backend")
         s = self.settings
-        pixels = crops.reshape(len(crops), *s.input_shape_normal[1:]).astype(np.int64)
+        pixels = crops.reshape(len(crops), *s.input_shape_normal[1:])  # uint8: packed by a byte copy
         parts: list[list[np.ndarray]] = [[] for _ in s.output_dtypes]
         for start in range(0, len(pixels), self.batch_size):
             for index, ints in enumerate(self._run_batch(pixels[start : start + self.batch_size])):
