@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.scoring.chooser import CHOOSERS
+from snapseal.daemon.types import CROP_SIZE
 
 try:  # Python 3.11+
     import tomllib
@@ -53,6 +55,7 @@ class Setting:
     must_exist: bool = False
     example: Any = None  # value shown in the example file when the default is None (unset)
     deploy: bool = False  # install.sh writes this key with the board's value
+    alternative_to: str = ""  # another key this one replaces: shown commented out in the example file
 
     @property
     def rule(self) -> str:
@@ -137,6 +140,9 @@ class QualityConfig:
     clip_frames: int = setting(0, "int", "crops on each side of the best one sealed with it as a short clip (0 = none)",
                                minimum=0, maximum=50)
     batch_size: int = setting(16, "int", "crops scored per accelerator call", minimum=1, maximum=1024)
+    chooser: str = setting("default", "str", "which crop of a track is kept: \"default\" (measured best, "
+                           "docs/MODEL_CARD.md), \"score\" (the scorer alone) or \"frontal\" (score, pose and size)",
+                           choices=CHOOSERS)
     skip_near_duplicates: float = setting(0.0, "float", "a crop within this mean grey-level difference of its track's "
                                           "last scored crop is not scored (0 = score every crop)",
                                           minimum=0.0, maximum=255.0)
@@ -148,6 +154,19 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class EvidenceConfig:
+    """The colour images sealed for the investigator beside the model crop (daemon/crop.py)."""
+
+    max_side: int = setting(320, "int", "cap on the longer side of the sealed colour face image, in pixels; "
+                            "never upscaled", minimum=CROP_SIZE, maximum=4096)
+    context: float = setting(2.0, "float", "the evidence box is the face box times this (hair, ears, the head's "
+                             "outline)", minimum=1.0, maximum=8.0)
+    person_region: bool = setting(False, "bool", "also seal the tracked person's region of the frame (bigger records)")
+    person_max_side: int = setting(640, "int", "cap on the person image's longer side, in pixels",
+                                   minimum=CROP_SIZE, maximum=8192)
+
+
+@dataclass(frozen=True)
 class KeysConfig:
     recipient: Path | None = setting(None, "path", "the investigator public key: the only key that can open a record",
                                      must_exist=True, example="/etc/snapseal/investigator.pub", deploy=True)
@@ -155,9 +174,10 @@ class KeysConfig:
                                       must_exist=True, example="/var/lib/snapseal/device.key", deploy=True)
     keyring: Path | None = setting(None, "path", "signed period public keys from 'snapseal keyring issue' (instead of "
                                    "recipient): each record is sealed to its period's key",
-                                   must_exist=True, example="/etc/snapseal/keyring.json")
+                                   must_exist=True, example="/etc/snapseal/keyring.json", alternative_to="recipient")
     keyring_authority: Path | None = setting(None, "path", "authority.pub that must have signed the keyring",
-                                             must_exist=True, example="/etc/snapseal/authority.pub")
+                                             must_exist=True, example="/etc/snapseal/authority.pub",
+                                             alternative_to="recipient")
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,7 @@ class Config:
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
     quality: QualityConfig = QualityConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
     keys: KeysConfig = KeysConfig()
     store: StoreConfig = StoreConfig()
     service: ServiceConfig = ServiceConfig()
@@ -337,7 +358,9 @@ def example_toml() -> str:
         rule = f" ({spec.rule})" if spec.rule else ""
         tag = " [deploy]" if spec.deploy else ""
         lines.append(f"# {spec.help}{rule}{tag}")
-        if default is None:  # no default: the value a board install writes
+        if default is None and spec.alternative_to:  # one of two ways: the other is the example's
+            lines.append(f"# {key} = {toml_value(spec.example)}   # instead of {spec.alternative_to}")
+        elif default is None:  # no default: the value a board install writes
             lines.append(f"{key} = {toml_value(spec.example)}")
         else:
             lines.append(f"{key} = {toml_value(default)}")

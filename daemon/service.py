@@ -36,6 +36,26 @@ def load_device_key(config: Config, ephemeral: bool) -> Any:
 class BuiltPipeline:
     pipeline: Pipeline
     describe: str  # one line for logs and the READY status
+    keyring: Any = None  # daemon.keyring.Keyring when records are sealed to period keys
+
+
+def load_recipient(config: Config) -> tuple[Any, Any]:
+    """(the one investigator public key, None) or (None, the signed keyring of period keys).
+
+    Exactly one of ``[keys] recipient`` and ``[keys] keyring`` must be set; a keyring that fails
+    its signature or names another camera stops the start with one line."""
+    from snapseal.daemon.keys import load_investigator_public
+
+    if config.keys.keyring is not None and config.keys.recipient is not None:
+        raise SnapsealError("[keys] set recipient (one investigator key) or keyring (period keys), not both")
+    if config.keys.keyring is None:
+        return load_investigator_public(require(config, "keys.recipient", "--recipient")), None
+    from snapseal.daemon.keyring import RUNS_OUT, load_keyring
+
+    keyring = load_keyring(config.keys.keyring, config.camera.camera_id, config.keys.keyring_authority)
+    log.info("%s; %s", keyring.describe(), RUNS_OUT)
+    keyring.warn_if_low()
+    return None, keyring
 
 
 def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: Any = None,
@@ -49,18 +69,20 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     the chooser's worker thread, overlapping the next frame's detection; ``background_scoring=
     False`` scores inline in the frame loop (same results; the benchmark compares the two)."""
     from snapseal.daemon.capture import open_source
-    from snapseal.daemon.crop import make_face_crop
-    from snapseal.daemon.keys import load_investigator_public
+    from snapseal.daemon.crop import EvidenceSettings, make_face_crop
     from snapseal.daemon.records.seal import RecordSealer
     from snapseal.daemon.records.store import RecordStore
+    from snapseal.daemon.scoring.chooser import make_ranker
+    from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
     from snapseal.daemon.track import make_tracker
 
-    recipient_path = require(config, "keys.recipient", "--recipient")
     store_dir = require(config, "store.dir", "--store")
-    recipient = load_investigator_public(recipient_path)
+    recipient, keyring = load_recipient(config)
     device_key = load_device_key(config, ephemeral_device_key)
+    evidence = EvidenceSettings(config.evidence.max_side, config.evidence.context, config.evidence.person_region,
+                                config.evidence.person_max_side)
     store = RecordStore(store_dir, quota_bytes=int(config.store.quota_mb * 1024 * 1024))
-    sealer = RecordSealer(recipient, device_key, camera_id=config.camera.camera_id,
+    sealer = RecordSealer(keyring if keyring is not None else recipient, device_key, camera_id=config.camera.camera_id,
                           retention=config.store.retention_days * 86400.0)
     # Cheap checks first (keys, store, source), then the slow loads (scorer, detector).
     if source is None:
@@ -73,33 +95,41 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
             scorer = load_scorer(config.quality.bundle, backend=config.quality.backend, scorer=config.quality.scorer_name)
         warm_up(scorer)
         if detector is None:
-            from snapseal.daemon.detect import make_detector
+            from snapseal.daemon.detect import detector_from_config
 
-            detector = make_detector(min_face_px=config.detector.min_face_px, confidence=config.detector.confidence)
+            detector = detector_from_config(config.detector)
     except BaseException:
         source.close()
         raise
     tracker = make_tracker(config.tracker.kind, config.tracker.max_age_frames, config.tracker.min_length_frames)
     chooser = CropChooser(scorer, top_k=config.quality.top_k, clip_frames=config.quality.clip_frames,
-                          batch_size=config.quality.batch_size, on_scored=on_scored, background=background_scoring)
+                          batch_size=config.quality.batch_size, on_scored=on_scored, background=background_scoring,
+                          ranker=make_ranker(config.quality.chooser))
 
     def cropper(frame, detection):
-        return make_face_crop(frame, detection)
+        return make_face_crop(frame, detection, evidence=evidence)
 
+    from snapseal.daemon.detect import schedule_from_config
+
+    near_duplicates = config.quality.skip_near_duplicates
     pipeline = Pipeline(source, detector, tracker, cropper, chooser,
                         SealingSink(sealer, store, model_id=scorer.model_id),
-                        purge_interval_s=config.store.purge_interval_min * 60.0, on_choice=on_choice)
+                        purge_interval_s=config.store.purge_interval_min * 60.0, on_choice=on_choice,
+                        schedule=schedule_from_config(detector, config.detector),
+                        crop_filter=NearDuplicateFilter(near_duplicates) if near_duplicates > 0 else None)
     if config.keys.device_key is None:
         log.warning("using an ephemeral device key %s: records cannot be tied to a known camera", device_key.key_id)
-    describe = (f"camera {config.camera.camera_id} source {source.spec.describe()} detector {detector.name} "
-                f"tracker {tracker.name} scorer {scorer.name} ({scorer.model_id}) backend {config.quality.backend} "
-                f"store {store_dir} recipient {recipient.key_id} device {device_key.key_id}")
-    return BuiltPipeline(pipeline, describe)
+    sealed_to = keyring.describe() if keyring is not None else f"recipient {recipient.key_id}"
+    describe = (f"camera {config.camera.camera_id} source {source.spec.describe()} detector {pipeline.schedule.name} "
+                f"tracker {tracker.name} scorer {scorer.name} ({scorer.model_id}) chooser {config.quality.chooser} "
+                f"backend {config.quality.backend} store {store_dir} {sealed_to} device {device_key.key_id}")
+    return BuiltPipeline(pipeline, describe, keyring)
 
 
-def status_line(summary: RunSummary) -> str:
-    return (f"{summary.frames} frames, {summary.fps:.1f} fps, {len(summary.sealed_tracks())} tracks sealed, "
+def status_line(summary: RunSummary, keyring: Any = None) -> str:
+    line = (f"{summary.frames} frames, {summary.fps:.1f} fps, {len(summary.sealed_tracks())} tracks sealed, "
             f"{summary.records_written} records")
+    return line if keyring is None else f"{line}; {keyring.status()}"
 
 
 def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
@@ -110,8 +140,12 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
     pipeline = built.pipeline
     previous_tick = pipeline.on_tick
 
+    keyring = built.keyring
+
     def tick(summary: RunSummary) -> None:
-        notifier.tick(lambda: status_line(summary))
+        notifier.tick(lambda: status_line(summary, keyring))
+        if keyring is not None:
+            keyring.warn_if_low()  # rate-limits its own warnings
         if previous_tick is not None:
             previous_tick(summary)
 
@@ -124,6 +158,6 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
     finally:
         notifier.stopping("stopping: sealed open tracks")
         notifier.close()
-    log.info("snapseal stopped: %s", status_line(summary),
+    log.info("snapseal stopped: %s", status_line(summary, keyring),
              extra={"fields": {"summary": {k: v for k, v in summary.as_dict().items() if k != "tracks"}}})
     return summary

@@ -146,7 +146,7 @@ def test_example_file_gives_the_defaults_and_the_board_paths():
 
     config = load_config(REPO / "deploy" / "snapseal.example.toml", check_files=False)
     for section, key, default, spec in settings():
-        want = default if default is not None else Path(spec.example)
+        want = default if default is not None or spec.alternative_to else Path(spec.example)
         assert getattr(getattr(config, section), key) == want, f"{section}.{key}"
 
 
