@@ -134,8 +134,13 @@ def check_threshold(threshold: int, count: int) -> None:
 
 
 def combine_mnemonics(mnemonics: Sequence[str]) -> AuthoritySecret:
+    """k shares -> the secret; more than k are fine (the first k distinct ones are used)."""
+    words = list(dict.fromkeys(" ".join(m.split()) for m in mnemonics))
     try:
-        secret = shamir_mnemonic.combine_mnemonics([" ".join(m.split()) for m in mnemonics])
+        threshold = shamir_mnemonic.share.Share.from_mnemonic(words[0]).member_threshold if words else 0
+        if len(words) > threshold > 0:
+            words = words[:threshold]
+        secret = shamir_mnemonic.combine_mnemonics(words)
     except shamir_mnemonic.MnemonicError as error:
         raise SnapsealError(f"shares: cannot rebuild the authority secret: {error}") from None
     return AuthoritySecret(secret)
