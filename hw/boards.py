@@ -1,13 +1,18 @@
 """Board profiles: everything board-specific the FINN flow needs, in one place.
 
-Budgets are the devices' totals (Xilinx data sheets; FACTS.md): a build must stay at or below
+Budgets are the devices' totals (Xilinx data sheets): a build must stay at or below
 ``max_lut_fraction`` / ``max_bram_fraction`` of them so placement and routing have room.
+
+The CPU side of the same boards (detector runtime, threads, frame size, minimum face, how often
+a full detection runs) lives in ``daemon/board_profiles.py``, which the daemon reads without
+importing hw/; ``BoardProfile.runtime`` and ``RUNTIME_PROFILES`` here are that module's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from snapseal.daemon.board_profiles import RUNTIME_PROFILES, RuntimeProfile, runtime_profile
 from snapseal.daemon.errors import SnapsealError
 
 
@@ -38,6 +43,11 @@ class BoardProfile:
     @property
     def clock_period_ns(self) -> float:
         return 1000.0 / self.clock_mhz
+
+    @property
+    def runtime(self) -> RuntimeProfile:
+        """The board's CPU-side runtime profile (daemon/board_profiles.py)."""
+        return runtime_profile(self.name)
 
     @property
     def folding_target_fps(self) -> int:
@@ -77,3 +87,7 @@ def get_board(name: str) -> BoardProfile:
     except KeyError:
         known = ", ".join(sorted(BOARDS))
         raise SnapsealError(f"unknown board {name!r}; known boards: {known}") from None
+
+
+__all__ = ["BOARDS", "BoardProfile", "RUNTIME_PROFILES", "ResourceBudget", "RuntimeProfile", "get_board",
+           "runtime_profile"]
