@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from snapseal.daemon.accel import fpga
+from snapseal.daemon.bundle import load_bundle
 from snapseal.daemon.errors import SnapsealError
 
 LATENT = 8
@@ -190,7 +191,7 @@ def test_bad_crops_rejected(tmp_path):
         accel.forward_at_mean(np.zeros((2, 32, 32), np.uint8))
 
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = load_bundle().path / "golden"  # the bundle carries its own golden vectors
 
 
 @pytest.mark.skipif(not (GOLDEN / "driver_settings.json").is_file(), reason="no golden driver settings (make golden)")

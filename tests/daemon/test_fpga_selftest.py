@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from snapseal.daemon.bundle import load_bundle
 from snapseal.daemon.cli import main
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = load_bundle().path / "golden"  # the bundle carries its own golden vectors
 
 
 def _golden_for_default_bundle() -> dict:

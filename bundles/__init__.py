@@ -1,0 +1,1 @@
+"""Data package: the default accelerator bundle (bundles/default) shipped with snapseal."""
