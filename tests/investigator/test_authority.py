@@ -95,7 +95,7 @@ def test_wiped_secret_derives_nothing(authority):
     secret = the_authority.unlock_files(shares[:2])
     secret.wipe()
     with pytest.raises(SnapsealError, match="wiped"):
-        secret.signing_key
+        _ = secret.signing_key
 
 
 def test_utc_day_periods_and_local_days_with_daylight_saving():
