@@ -126,7 +126,6 @@ class Pipeline:
         self.on_choice = on_choice  # sees every sealed track (the demo draws it)
         self.times = StageTimes()
         self.summary = RunSummary()
-        self._best_frames: dict[int, int] = {}
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         stop = stop or threading.Event()
@@ -212,8 +211,10 @@ class Pipeline:
         if choice is None:
             if info.long_enough:
                 self._record(info, None, [], "no crop")
-            elif info.hits > 1:
-                log.debug("track %d ended after %d frames: shorter than the minimum, nothing kept", info.track_id, info.hits)
+            else:  # listed in the run summary with its reason, never dropped silently
+                minimum = getattr(self.tracker, "min_length", None)
+                self._record(info, None, [], f"too short: {info.hits} frame(s)"
+                             + (f", {minimum} needed" if minimum else ""))
             return
         t0 = time.perf_counter()
         try:

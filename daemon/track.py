@@ -267,13 +267,26 @@ class IouTracker:
     jump half a box against its motion, while a face unseen for a while (it hurried through
     motion blur, undetected) can be found further away: the fallback's reach grows by 10 % of
     ``max_distance`` per missed frame, up to ``lost_reach`` times.
+
+    Re-appearance (a person hidden for seconds behind a pillar or a nearer person): a track
+    unseen for more than ``max_age_frames`` is *lost*, not ended; it leaves the two stages
+    above, and a detection that no live track takes (one that would start a new track) goes
+    back to a lost track when the motion model says it is that person -- its centre within
+    ``reid_lateral`` box sizes of the path the track was on (from where it was last seen
+    along its last velocity), having moved on at ``reid_speed`` (low, high) times that speed
+    for the frames it was gone (a walker slows down, stops or hurries a little; nobody jumps
+    back), at about its size (``reid_size_ratio``). Only a track that was long enough
+    to seal is kept lost; it ends ``max_lost_frames`` after it was last seen. A face that
+    stood still is found again near where it was.
     """
 
     name = "iou"
 
     def __init__(self, max_age_frames: int = 15, min_length_frames: int = 5, min_iou: float = 0.2,
                  max_distance: float = 0.6, max_size_ratio: float = 1.4, coast_frames: int = 8,
-                 max_motion_d2: float = 9.21, lost_reach: float = 1.5) -> None:
+                 max_motion_d2: float = 9.21, lost_reach: float = 1.5, max_lost_frames: int = 100,
+                 reid_lateral: float = 0.6, reid_speed: tuple[float, float] = (0.15, 1.6),
+                 reid_size_ratio: float = 1.3) -> None:
         self.max_age = max_age_frames
         self.min_length = min_length_frames
         self.min_iou = min_iou
@@ -282,6 +295,11 @@ class IouTracker:
         self.coast_frames = coast_frames  # frames a lost face keeps its velocity
         self.max_motion_d2 = max_motion_d2
         self.lost_reach = lost_reach
+        self.max_lost = max(max_lost_frames, max_age_frames)
+        self.reid_lateral = reid_lateral
+        self.reid_speed = reid_speed
+        self.reid_size_ratio = reid_size_ratio
+        self._velocity: dict[int, np.ndarray] = {}  # centre velocity (px/frame) at the last match
         self._tracks: list[_TrackState] = []
         self._filters: dict[int, _KalmanBox] = {}
         self._predicted_at: dict[int, int] = {}
@@ -316,8 +334,10 @@ class IouTracker:
         # camera and one far behind it overlap when paths cross, but differ in size).
         cost = 1.0 - ious + 0.5 * (ratios - 1.0)
         cost[(ious < self.min_iou) | (ratios > self.max_size_ratio)] = np.inf
+        lost = {i for i, t in enumerate(self._tracks) if frame_index - t.last_frame > self.max_age}
+        cost[sorted(lost)] = np.inf  # lost tracks only come back through the re-appearance stage
         pairs = greedy_match(cost, 1e9)
-        left_tracks = sorted(set(range(len(self._tracks))) - {t for t, _ in pairs})
+        left_tracks = sorted(set(range(len(self._tracks))) - {t for t, _ in pairs} - lost)
         left_dets = sorted(set(range(len(detections))) - {d for _, d in pairs})
         if left_tracks and left_dets:
             dist = normalized_center_distance(predicted[left_tracks], boxes[left_dets])
@@ -328,10 +348,20 @@ class IouTracker:
                 reach = min(1.0 + 0.1 * self._misses[track.track_id], self.lost_reach)
                 dist[row] /= reach
             pairs += [(left_tracks[t], left_dets[d]) for t, d in greedy_match(dist, self.max_distance)]
+        revived = self._reappearances(sorted(lost), sorted(set(range(len(detections))) - {d for _, d in pairs}),
+                                      boxes, frame_index)
+        for t_index, _ in revived:  # the filter restarts where the face is again, with its old velocity
+            track = self._tracks[t_index]
+            self._filters[track.track_id].x[4:6] = self._velocity.get(track.track_id, np.zeros(2))
+            self._filters[track.track_id].x[6:8] = 0.0
+        pairs += revived
         track_ids = [0] * len(detections)
         for t_index, d_index in pairs:
             track = self._tracks[t_index]
             self._filters[track.track_id].correct(boxes[d_index])
+            gap = max(frame_index - track.last_frame, 1)
+            if gap == 1 or track.hits < 2:
+                self._velocity[track.track_id] = self._filters[track.track_id].x[4:6].copy()
             track.box = boxes[d_index]
             track.last_frame = frame_index
             track.hits += 1
@@ -354,18 +384,57 @@ class IouTracker:
                 track_ids[d_index] = track.track_id
         return TrackerStep(track_ids, self._expire(frame_index))
 
+    def _reappearances(self, lost: list[int], free: list[int], boxes: np.ndarray,
+                       frame_index: int) -> list[tuple[int, int]]:
+        """(lost track, detection) pairs the motion model accepts (see the class's doc)."""
+        if not lost or not free:
+            return []
+        cost = np.full((len(lost), len(free)), np.inf)
+        centres = (boxes[free, :2] + boxes[free, 2:]) / 2.0
+        sizes = np.maximum(boxes[free, 2] - boxes[free, 0], boxes[free, 3] - boxes[free, 1])
+        for row, t_index in enumerate(lost):
+            track = self._tracks[t_index]
+            last = track.box
+            size = max(last[2] - last[0], last[3] - last[1], 1.0)
+            origin = (last[:2] + last[2:]) / 2.0
+            velocity = self._velocity.get(track.track_id, np.zeros(2))
+            speed = float(np.hypot(*velocity))
+            gap = frame_index - track.last_frame
+            offset = centres - origin
+            if speed * gap < 0.5 * size:  # it stood still: near where it was
+                along, across = np.zeros(len(free)), np.hypot(offset[:, 0], offset[:, 1])
+                ok = across <= self.reid_lateral * size
+            else:
+                direction = velocity / speed
+                along = offset @ direction
+                across = np.abs(offset @ np.array([-direction[1], direction[0]]))
+                low, high = self.reid_speed
+                ok = (along >= low * speed * gap) & (along <= high * speed * gap + 0.5 * size)
+                ok &= across <= self.reid_lateral * size
+            ratio = np.maximum(sizes, size) / np.maximum(np.minimum(sizes, size), 1e-9)
+            ok &= ratio <= self.reid_size_ratio
+            cost[row, ok] = (across[ok] / size) + 0.01 * gap
+        return [(lost[r], free[c]) for r, c in greedy_match(cost, 1e9)]
+
     def _expire(self, frame_index: int) -> list[TrackInfo]:
-        ended = [t for t in self._tracks if frame_index - t.last_frame > self.max_age]
-        self._tracks = [t for t in self._tracks if frame_index - t.last_frame <= self.max_age]
+        # Past max_age a track is lost; a short one ends then, a long enough one may come back
+        # until max_lost.
+        def over(track: _TrackState) -> bool:
+            unseen = frame_index - track.last_frame
+            return unseen > self.max_lost or (unseen > self.max_age and track.hits < self.min_length)
+
+        ended = [t for t in self._tracks if over(t)]
+        self._tracks = [t for t in self._tracks if not over(t)]
         for track in ended:
             del self._filters[track.track_id]
             del self._predicted_at[track.track_id]
             del self._misses[track.track_id]
+            self._velocity.pop(track.track_id, None)
         return [t.info(self.min_length) for t in ended]
 
     def finish(self) -> list[TrackInfo]:
         ended = [t.info(self.min_length) for t in self._tracks]
-        self._tracks, self._filters, self._predicted_at, self._misses = [], {}, {}, {}
+        self._tracks, self._filters, self._predicted_at, self._misses, self._velocity = [], {}, {}, {}, {}
         return ended
 
     def open_tracks(self) -> list[TrackInfo]:

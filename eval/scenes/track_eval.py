@@ -148,7 +148,12 @@ def evaluate(tracker: Tracker, detections: dict[int, list[LabelledDetection]], m
     return metrics
 
 
-TRACKERS = {"distance": DistanceTracker, "iou": IouTracker}
+def _iou_without_reappearance(max_age: int, min_length: int) -> IouTracker:
+    """The IoU tracker as it was before lost tracks could come back (ends at max_age)."""
+    return IouTracker(max_age, min_length, max_lost_frames=max_age)
+
+
+TRACKERS = {"distance": DistanceTracker, "iou": IouTracker, "iou-noreid": _iou_without_reappearance}
 
 SCENARIOS = {
     # name: (plan kwargs, simulate kwargs)
@@ -201,6 +206,32 @@ def video_table(seeds: Iterable[int], max_age: int, min_length: int, width: int,
     return [("real detector on rendered video", name, metrics) for name, metrics in totals.items()]
 
 
+def scenes_table(scenes: Sequence[str], seeds: Iterable[int], max_age: int, min_length: int) -> list[tuple[str, str, TrackMetrics]]:
+    """The real detector on the harder scenes (eval/scenes/hard.py), every tracker."""
+    from snapseal.daemon.config import DetectorConfig
+    from snapseal.daemon.detect import make_detector
+    from snapseal.eval.scenes.assets import load_face_patches
+    from snapseal.eval.scenes.hard import plan_scene
+    from snapseal.eval.scenes.walkby import render_frames
+
+    config = DetectorConfig()
+    detector = make_detector(min_face_px=config.min_face_px, confidence=config.confidence)
+    patches = load_face_patches(detector)
+    rows = []
+    seeds = list(seeds)
+    for scene in scenes:
+        totals = {name: TrackMetrics() for name in TRACKERS}
+        for seed in seeds:
+            plan = plan_scene(scene, len(patches), seed)
+            by_frame = plan.truth_by_frame()
+            detections = {index: label_detections(by_frame.get(index, []), detector.detect(image))
+                          for index, image in enumerate(render_frames(plan, patches))}
+            for name, tracker_cls in TRACKERS.items():
+                totals[name].add(evaluate(tracker_cls(max_age, min_length), detections, min_length))
+        rows += [(f"scene {scene}", name, metrics) for name, metrics in totals.items()]
+    return rows
+
+
 def format_table(rows: Sequence[tuple[str, str, TrackMetrics]]) -> str:
     header = f"{'scenario':<34} {'tracker':<9} {'people':>6} {'exactly 1':>9} {'fragm.':>6} {'missed':>6} {'ID sw.':>6} {'merged':>6} {'mixed':>5} {'false':>5}"
     lines = [header, "-" * len(header)]
@@ -219,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", action="store_true", help="also run the real detector on rendered videos")
     parser.add_argument("--video-seeds", type=int, default=3, help="walk-by seeds 0..n-1 (the evaluation uses 0, 1, 2)")
     parser.add_argument("--video-size", default="640x480")
+    parser.add_argument("--scenes", default="", help="also the harder scenes, e.g. yaw,depth,occlusion,lowlight")
+    parser.add_argument("--scene-seeds", type=int, default=2)
     args = parser.parse_args(argv)
     rows = simulated_table(args.seeds, args.max_age, args.min_length)
     print(f"simulated detections, {args.seeds} seeds per scenario, max_age {args.max_age}, min_length {args.min_length}")
@@ -228,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(f"real detector (MTCNN) on the demo's {width}x{height} walk-bys, seeds 0..{args.video_seeds - 1}")
         print(format_table(video_table(range(args.video_seeds), args.max_age, args.min_length, width, height)))
+    if args.scenes:
+        scenes = [s.strip() for s in args.scenes.split(",") if s.strip()]
+        print()
+        print(f"real detector (MTCNN) on the harder scenes (eval/scenes/hard.py), seeds 0..{args.scene_seeds - 1}")
+        print(format_table(scenes_table(scenes, range(args.scene_seeds), args.max_age, args.min_length)))
     return 0
 
 

@@ -7,7 +7,7 @@ hair covering the face from one side) and leaves through the other edge. Because
 the frames, we know every face box in every frame: the tracker measurement and the pipeline
 tests compare against that ground truth.
 
-The faces are real photos from packages (``build/assets/``, FACTS.md); ``face_patches``
+The faces are real photos from packages (``build/assets/``, mk/data.mk); ``face_patches``
 cuts a head-and-shoulders patch around every face the detector finds in them.
 """
 
@@ -53,17 +53,18 @@ class Walker:
     size_start: float  # face height, fraction of the frame height, at entry
     size_end: float  # ... once close to the camera
     shirt_bgr: tuple[int, int, int]
+    phases: tuple[tuple[str, float, float], ...] = PHASES  # the harder scenes (eval/scenes/hard.py) vary them
 
     def phase_at(self, frame_index: int) -> str | None:
         u = (frame_index - self.start_frame) / max(self.n_frames - 1, 1)
         if u < 0.0 or u > 1.0:
             return None
         edge = 0.0
-        for name, share, _ in PHASES:
+        for name, share, _ in self.phases:
             edge += share
             if u <= edge + 1e-9:
                 return name
-        return PHASES[-1][0]
+        return self.phases[-1][0]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,13 @@ class WalkbyPlan:
     walkers: list[Walker]
     seed: int
     truth: list[TruthBox] = field(default_factory=list)
+    # Harder scenes (eval/scenes/hard.py): pillars in front of everyone (x1, x2 frame pixels, full
+    # height), a sensor gain below 1 (low light) and the extra sensor noise (std, grey levels)
+    # added after the gain.
+    occluders: tuple[tuple[float, float], ...] = ()
+    gain: float = 1.0
+    low_light_noise: float = 0.0
+    name: str = "walk-by"
 
     def truth_by_frame(self) -> dict[int, list[TruthBox]]:
         by_frame: dict[int, list[TruthBox]] = {}
@@ -118,11 +126,11 @@ def plan_walkby(width: int = 640, height: int = 480, n_people: int = 4, frames_p
     return plan
 
 
-def _progress(u: float) -> float:
+def _progress(u: float, phases: tuple[tuple[str, float, float], ...] = PHASES) -> float:
     """Share of the horizontal path covered at lifetime share u (speed weights per phase)."""
-    total = sum(share * speed for _, share, speed in PHASES)
+    total = sum(share * speed for _, share, speed in phases)
     covered, edge = 0.0, 0.0
-    for _, share, speed in PHASES:
+    for _, share, speed in phases:
         step = min(max(u - edge, 0.0), share)
         covered += step * speed
         edge += share
@@ -145,15 +153,15 @@ def _pose(walker: Walker, frame_index: int, width: int, height: int) -> _Pose | 
     u = (frame_index - walker.start_frame) / max(walker.n_frames - 1, 1)
     size = height * (walker.size_start + (walker.size_end - walker.size_start) * min(u / 0.6, 1.0))
     span = width + size * 1.2
-    x = -0.6 * size + span * _progress(u)
+    x = -0.6 * size + span * _progress(u, walker.phases)
     cx = x if walker.direction > 0 else width - x
     cy = height * walker.y_frac + 0.15 * (size - height * walker.size_start) + 0.02 * size * math.sin(u * 40.0)
     edge = 0.0
-    for name, share, _ in PHASES:
+    for name, share, _ in walker.phases:
         if name == phase:
             break
         edge += share
-    share = dict((n, s) for n, s, _ in PHASES)[phase]
+    share = dict((n, s) for n, s, _ in walker.phases)[phase]
     return _Pose(cx, cy, size, phase, min(max((u - edge) / share, 0.0), 1.0))
 
 
@@ -182,6 +190,8 @@ def _truth_at(plan: WalkbyPlan, frame_index: int) -> list[TruthBox]:
             ix = max(0.0, min(box[2], ob[2]) - max(box[0], ob[0]))
             iy = max(0.0, min(box[3], ob[3]) - max(box[1], ob[1]))
             hidden = max(hidden, ix * iy / area)
+        for ox1, ox2 in plan.occluders:  # pillars hide every face behind them, top to bottom
+            hidden = max(hidden, max(0.0, min(box[2], ox2) - max(box[0], ox1)) / max(box[2] - box[0], 1e-9))
         turned_away = (pose.phase == "turn" and pose.phase_u > 0.5) or pose.phase == "leave"
         visible = inside >= 0.8 and hidden < 0.3 and not turned_away
         items.append(TruthBox(frame_index, walker.person_id, Box(*[float(v) for v in clipped]), pose.phase, visible))
@@ -269,15 +279,19 @@ def _render_person(canvas: np.ndarray, walker: Walker, pose: _Pose, patch: FaceP
             kernel = np.zeros((length, length), np.float32)
             kernel[length // 2, :] = 1.0 / length
             head = cv2.filter2D(head, -1, kernel)
-    if pose.phase in ("turn", "leave"):
+    if pose.phase in ("turn", "leave", "yaw"):
         turned = pose.phase_u if pose.phase == "turn" else 1.0  # leaves with the back to the camera
         squeeze = 1.0 - 0.65 * turned
+        cover_share = 0.35 + 0.65 * turned
+        if pose.phase == "yaw":  # turns the head aside and back while walking on, sharp and lit
+            turned = math.sin(math.pi * pose.phase_u)
+            squeeze, cover_share = 1.0 - 0.45 * turned, 0.4 * turned
         new_w = max(int(out_w * squeeze), 2)
         head = cv2.resize(head, (new_w, out_h), interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask, (new_w, out_h), interpolation=cv2.INTER_AREA)
         # Hair covers the face from the side the person turns to.
         hair = np.zeros_like(mask)
-        cover = int(new_w * (0.35 + 0.65 * turned))
+        cover = int(new_w * cover_share)
         if walker.direction > 0:
             hair[:, new_w - cover:] = 1.0
         else:
@@ -307,11 +321,19 @@ def render_frames(plan: WalkbyPlan, patches: Sequence[FacePatch]) -> Iterator[np
     # Sensor noise: a few fixed noise fields, cycled (drawing a new one per frame costs more
     # than composing the frame).
     noise = [noise_rng.normal(0, 2.0, size=background.shape).astype(np.float32) for _ in range(5)]
+    dark_rng = np.random.default_rng(plan.seed + 11)
     for frame_index in range(plan.n_frames):
         canvas = background + noise[frame_index % len(noise)]
         poses = [(w, _pose(w, frame_index, plan.width, plan.height)) for w in plan.walkers]
         for walker, pose in sorted([(w, p) for w, p in poses if p is not None], key=lambda wp: wp[1].size):
             _render_person(canvas, walker, pose, patches[walker.patch_index % len(patches)])
+        for x1, x2 in plan.occluders:  # a pillar in front of everyone
+            canvas[:, max(int(x1), 0):max(int(x2), 0)] = np.array([70, 90, 110], np.float32)
+            canvas[:, max(int(x1), 0):max(int(x1) + 3, 0)] = np.array([40, 50, 60], np.float32)
+        if plan.gain != 1.0:
+            canvas *= plan.gain
+        if plan.low_light_noise > 0:  # fresh every frame: a dark sensor's noise does not repeat
+            canvas += dark_rng.normal(0, plan.low_light_noise, size=canvas.shape).astype(np.float32)
         yield np.clip(canvas, 0, 255).astype(np.uint8)
 
 

@@ -229,3 +229,18 @@ def test_the_scorer_is_warmed_up_before_the_first_frame(walkby, keys, tmp_path):
     built.pipeline.source.close()
     assert len(scorer.batches) == 1 and scorer.batches[0].shape == (1, 64, 64)
     assert np.ptp(scorer.batches[0]) > 2  # not a uniform crop: a real scorer runs its accelerator on it
+
+
+def test_a_track_too_short_to_seal_is_listed_with_its_reason(walkby, keys, tmp_path):
+    """min_length above every walker's visible frames: nothing sealed, every track listed and why."""
+    plan, summary, _ = run_pipeline(walkby, keys, tmp_path, **{"tracker.min_length_frames": 10_000})
+    assert summary.records_written == 0 and summary.tracks
+    assert all(not t.sealed and t.reason.startswith("too short") and "10000 needed" in t.reason for t in summary.tracks)
+
+
+def test_records_carry_the_colour_evidence_of_the_kept_frame(walkby, keys, tmp_path):
+    """The chooser keeps the evidence image of the kept crop only, and it reaches the record."""
+    _, summary, scored = run_pipeline(walkby, keys, tmp_path)
+    assert all(s.crop.evidence and s.crop.evidence[0].role == "evidence" for _, s in scored)
+    kept_frames = {t.track_id: t.best_frame for t in summary.sealed_tracks()}
+    assert len(kept_frames) == N_PEOPLE

@@ -19,7 +19,8 @@ def det(x: float, y: float, size: float = 40.0) -> Detection:
 
 @pytest.mark.parametrize("tracker_cls", TRACKERS)
 def test_a_moving_face_keeps_one_id_and_ends_after_max_age(tracker_cls):
-    tracker = tracker_cls(max_age_frames=3, min_length_frames=5)
+    extra = {"max_lost_frames": 3} if tracker_cls is IouTracker else {}  # no re-appearance window here
+    tracker = tracker_cls(max_age_frames=3, min_length_frames=5, **extra)
     ids = [tracker.update([det(10 + 6 * i, 50)], i).track_ids[0] for i in range(10)]
     assert len(set(ids)) == 1
     ended = []
@@ -203,3 +204,49 @@ def test_a_hidden_face_keeps_its_size_and_coasts():
     (box_after,) = tracker._predicted_boxes(16)
     assert box_after[3] - box_after[1] == pytest.approx(box_before[3] - box_before[1], rel=0.02)
     assert (box_after[0] + box_after[2]) / 2 > (box_before[0] + box_before[2]) / 2 + 20  # but still moves on
+
+
+def _walk(tracker, frames, x0=10.0, speed=4.0, size=40.0, y=50.0):
+    return [tracker.update([det(x0 + speed * i, y, size)], i).track_ids[0] for i in frames]
+
+
+def test_a_face_hidden_for_seconds_comes_back_as_the_same_track():
+    tracker = IouTracker(max_age_frames=15, min_length_frames=5, max_lost_frames=100)
+    before = _walk(tracker, range(20))
+    for frame in range(20, 80):  # hidden behind a pillar for 60 frames, still walking
+        assert tracker.update([], frame).ended == []
+    after = _walk(tracker, range(80, 90))
+    assert len(set(before + after)) == 1
+
+
+def test_a_face_that_slowed_down_while_hidden_comes_back_too():
+    tracker = IouTracker(max_age_frames=15, min_length_frames=5, max_lost_frames=100)
+    before = _walk(tracker, range(20))
+    for frame in range(20, 70):
+        tracker.update([], frame)
+    # 50 frames at a third of the speed: 67 px on instead of 200
+    back = tracker.update([det(10 + 4 * 19 + 67, 50)], 70).track_ids[0]
+    assert back == before[0]
+
+
+@pytest.mark.parametrize("where,size", [(-120.0, 40.0), (0.0, 80.0), (300.0, 40.0)])
+def test_a_new_face_elsewhere_is_a_new_track(where, size):
+    """Behind the lost face's path, twice its size, or far beyond where it could have got to."""
+    tracker = IouTracker(max_age_frames=15, min_length_frames=5, max_lost_frames=100)
+    before = _walk(tracker, range(20))
+    for frame in range(20, 40):
+        tracker.update([], frame)
+    last_x = 10 + 4 * 19
+    new = tracker.update([det(last_x + where, 50, size)], 40).track_ids[0]
+    assert new != before[0]
+
+
+def test_a_lost_track_ends_after_max_lost_and_short_ones_after_max_age():
+    tracker = IouTracker(max_age_frames=5, min_length_frames=5, max_lost_frames=30)
+    _walk(tracker, range(10))
+    tracker.update([det(400, 300)], 10)  # a one-frame track far away
+    ended = {}
+    for frame in range(11, 60):
+        for info in tracker.update([], frame).ended:
+            ended[info.track_id] = (frame, info.long_enough)
+    assert sorted(ended.values()) == [(16, False), (40, True)]
