@@ -1,6 +1,6 @@
 """Key pairs and key files: the investigator's X25519 pair and the camera's Ed25519 signing pair.
 
-Who holds what (DESIGN.md, "Sealed record"):
+Who holds what (docs/SECURITY.md):
 
 * the investigator's **private** key (X25519) never touches a camera; it opens records;
 * the camera holds the investigator's **public** key (it seals records to it) and its own

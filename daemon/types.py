@@ -1,4 +1,4 @@
-"""The dataclasses that flow from stage to stage (DESIGN.md, "Data flow").
+"""The dataclasses that flow from stage to stage (docs/ARCHITECTURE.md, "The flow").
 
 capture -> Frame -> detect -> Detection -> track -> Track (track.py) -> accel/score -> seal.
 Pure data, no behaviour beyond validation: every stage takes and returns these.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CROP_SIZE = 64  # the VAE's input: 64x64 grayscale uint8 (DESIGN.md)
+CROP_SIZE = 64  # the VAE's input: 64x64 grayscale uint8
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def baseline_methods() -> MethodSet:
     found = MethodSet()
     try:
         from snapseal.eval.model.baselines import BASELINES, UNAVAILABLE
-    except Exception as exc:  # the score engineer's module failed to import
+    except Exception as exc:  # the baselines module failed to import
         found.missing.append(f"classical baselines: snapseal.eval.model.baselines did not import ({exc})")
         return found
     labels = {"laplacian_var": "Laplacian variance", "brisque": "BRISQUE", "niqe": "NIQE"}

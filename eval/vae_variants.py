@@ -20,7 +20,7 @@ from snapseal.daemon.accel.base import Latent, PixelDist
 from snapseal.eval.methods import DEFAULT_EMULATE, PAPER_EMULATE, MethodSet, QualityMethod, _batched
 
 def ablation_params(deployed) -> dict:
-    """Ablations of the default score (issue 6): its constants with one term removed, and the
+    """Ablations of the default score: its constants with one term removed, and the
     previous default, to see which term buys the ERC gain."""
     from dataclasses import replace
 
@@ -169,7 +169,7 @@ def vae_methods(bundle_dir: Path | None = None, float_checkpoint: Path | None = 
         f"bundle {bundle.model_id}: one pass at mu_z on the bit-exact emulation + host terms", DEFAULT_EMULATE)
     add(f"VAE default score ({default_name}), 4-bit weights, float activations (cpu)",
         lambda: load_scorer(bundle_dir, "cpu", "default"), "onnxruntime float path", "vae-default-cpu")
-    # Ablations (issue 6) share one emulate session with each other
+    # Ablations share one emulate session with each other
     deployed = ComplexityParams.from_manifest(bundle.scorers.get("complexity"), str(bundle.path / MANIFEST))
     emulate = functools.cache(lambda: make_accelerator("emulate", bundle))
     for label, ablation in ablation_params(deployed).items():

@@ -33,7 +33,7 @@ class BoardProfile:
     part: str
     clock_mhz: float
     port_width_bits: int  # AXI HP port the IODMAs use
-    target_crops_per_s: float  # what the chosen estimator must reach (issue 3)
+    target_crops_per_s: float  # what the chosen estimator must reach
     folding_headroom: float  # fold for target * headroom: estimates are optimistic
     mvau_wwidth_max: int  # FINN folding default: widest MVAU weight stream (bits)
     budget: ResourceBudget

@@ -1,4 +1,4 @@
-"""Import FINN on a machine without Vivado (FACTS.md, "FINN" section).
+"""Import FINN on a machine without Vivado (FINN's builder raises without XILINX_VIVADO).
 
 finn-plus raises ``OSError: XILINX_VIVADO environment variable not set`` when its builder is
 imported: the lazy RTL-simulation names in ``finn.xsi`` are resolved on import. Blanking them,

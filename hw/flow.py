@@ -1,7 +1,7 @@
 """The FINN build as a list of named steps ``(model, cfg) -> model``.
 
 FINN's own step functions (``finn.builder.build_dataflow_steps``) with ours inserted where
-the VAE's decoder layers need them (FACTS.md: LeakyRelu, ConvTranspose and Resize do not map
+the VAE's decoder layers need them (docs/HARDWARE.md: LeakyRelu, ConvTranspose and Resize do not map
 in the default flow). The loop is FINN's ``build_dataflow_cfg`` loop made strict: every
 step's model is saved to ``<out>/intermediate_models/NN_<step>.onnx`` and a failure stops the
 build with one line naming the step and, when there is one, the layer.

@@ -1,4 +1,4 @@
-# Deployment to a PYNQ board (deploy engineer). `make deploy BOARD=pynq-z2 HOST=xilinx@cam`
+# Deployment to a PYNQ board. `make deploy BOARD=pynq-z2 HOST=xilinx@cam`
 # builds a wheel, copies it with the bundle and deploy/ to the board, and runs install.sh there.
 # BOARD on the command line overrides the Makefile's BOARD (.venv/board): only this target reads
 # it as a board name, and it needs only the workstation env.

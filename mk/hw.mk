@@ -1,4 +1,4 @@
-# Hardware (hw/, hardware engineer): FINN estimates, bitstreams, bit-exact verification.
+# Hardware (hw/): FINN estimates, bitstreams, bit-exact verification.
 #   make estimate BOARD=pynq-z2|ultra96-v2   no Vivado: build/hw/<board>/estimate.json + .md
 #   make bitstream BOARD=...                  needs XILINX_VIVADO + vitis_hls/vivado on PATH;
 #                                             writes build/hw/<board>/bundle (a copy + .bit/.hwh)

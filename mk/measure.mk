@@ -1,4 +1,4 @@
-# Measure (score engineer): the issue's "Measure" list and the default-score research.
+# Measure: model facts and the default-score research (eval/model/).
 #   make measure        model facts, quantized vs float, degradation ranking, speed
 #                       -> build/measure/quality.{json,md}
 #   make candidates     every candidate score on the degradation test (2-fold CV by identity)

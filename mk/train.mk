@@ -1,4 +1,4 @@
-# Model (quantize/, model engineer): train the QAT VAE, export QONNX, write the bundle.
+# Model (quantize/): train the QAT VAE, export QONNX, write the bundle.
 #   make train DATA=build/data/bootstrap/train.npz [VAL=...] [OBJECTIVE=elbo] [TRAIN_ARGS=...]
 #   make bundle            float twin + QAT (from the float weights) on the bootstrap set,
 #                          export, write bundles/default, measure (one command for a retrain)
@@ -16,7 +16,7 @@ TRAIN        := $(WORK)/bin/python -m snapseal.quantize.train
 
 .PHONY: train train-float bundle bench-accel model-size
 
-# The default bootstrap set comes from the data engineer's `make data` (mk/data.mk).
+# The default bootstrap set comes from `make data` (mk/data.mk).
 DATA_PREREQ := $(if $(filter build/data/bootstrap/%,$(DATA)),$(BOOTSTRAP)/.ready)
 
 ## QAT-train the VAE: make train DATA=... [VAL=...] [OBJECTIVE=elbo]

@@ -4,7 +4,7 @@
 
 exports the three QONNX graphs, reads each output's integer->float scale and bit width from the
 graphs, writes the fixed epsilon table and manifest.json (with sha256 of every file), then loads
-the result back with ``load_bundle`` to prove it verifies. The hardware engineer adds the
+the result back with ``load_bundle`` to prove it verifies. `make bitstream` (hw/bitstream.py) adds the
 bitstream files and the ``hardware`` section with ``snapseal.daemon.bundle.write_manifest``.
 """
 

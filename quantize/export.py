@@ -6,7 +6,7 @@ Every graph has batch size 1 (what FINN builds) and fixed tensor names the daemo
 - ``decoder.onnx``:          z (1xDx1x1) -> decoder_out (1x2x64x64: mu_x logits, log_sigma_x raw)
 - ``forward_at_mean.onnx``:  pixels -> mu_z, log_sigma_z, decoder_out (decoder run at z = mu_z)
 
-Exported with ``brevitas.export.export_qonnx(..., dynamo=False)`` (FACTS.md) and cleaned with
+Exported with ``brevitas.export.export_qonnx(..., dynamo=False)`` (the dynamo exporter fails on QuantUpsamplingNearest2d) and cleaned with
 qonnx transforms. ``float/`` variants (plain ONNX of the float twin or the same weights without
 quantizers) are written by ``export_float`` for the fast ``cpu`` backend.
 """

@@ -1,6 +1,6 @@
 """The paper's VAE (Baert et al.), built with Brevitas for quantization-aware training.
 
-Layout (DESIGN.md, FACTS.md "mapping rules"):
+Layout (docs/ARCHITECTURE.md; the FINN mapping rules in docs/HARDWARE.md):
 
     raw pixels 0..255 (float tensor N x 1 x 64 x 64)
     -> input quantizer: unsigned 8 bit, scale fixed to 1.0, so the graph's integers ARE the pixels
@@ -43,7 +43,7 @@ ACT_STATS_STEPS = 30  # training steps an activation quantizer observes before l
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Architecture and bit widths. Frozen: the hardware engineer tries variants by building new ones."""
+    """Architecture and bit widths. Frozen: variants are tried by building new ones."""
 
     widths: tuple[int, ...] = (16, 32, 64, 64, 128)  # encoder channels; the decoder mirrors them
     latent_dim: int = 64

@@ -143,7 +143,7 @@ def synthetic_negatives(pixels: torch.Tensor) -> torch.Tensor:
 
 @register("elbo_negatives")
 def elbo_negatives(model: torch.nn.Module, pixels: torch.Tensor, step: TrainStep) -> ObjectiveResult:
-    """The paper's ELBO plus synthetic degradations as negatives (score engineer's candidate).
+    """The paper's ELBO plus synthetic degradations as negatives (a candidate objective).
 
     Loss = negative ELBO (as ``elbo``) + 4096 * mean(relu(m - (log p(x|z) - log p(x~|z~)) / 4096)):
     each crop's likelihood must beat that of a degraded copy x~ (``synthetic_negatives``) by

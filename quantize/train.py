@@ -80,7 +80,7 @@ def load_training_data(spec: str) -> TrainingData:
     """DATA spec -> crops (+ regions when the file has them).
 
     ``*.npz`` (key ``crops``, else its only array; ``regions`` if present, as the bootstrap set
-    has), ``*.npy``, ``synthetic:N`` (tests), or anything the data engineer's
+    has), ``*.npy``, ``synthetic:N`` (tests), or anything the data loaders'
     ``snapseal.quantize.data.iter_crops(spec)`` accepts (CelebA folders, image folders, videos).
     """
     if spec.startswith("synthetic:"):
@@ -108,7 +108,7 @@ def load_training_data(spec: str) -> TrainingData:
                     raise SnapsealError(f"{path}: 'regions' must be N x S x S uint8 aligned with crops")
             return TrainingData(crops, regions)
     try:
-        from snapseal.quantize.data import iter_crops  # the data engineer's loaders
+        from snapseal.quantize.data import iter_crops  # quantize/data's loaders
     except ImportError as exc:
         raise SnapsealError(f"{spec}: not an .npz/.npy file and no crop loader available ({exc})") from None
     crops = []

@@ -12,7 +12,7 @@ from typing import Any
 from snapseal.daemon.accel.base import Accelerator, Latent, PixelDist
 from snapseal.daemon.errors import SnapsealError
 
-# backend name -> (module, class); the hardware engineer provides fpga.py
+# backend name -> (module, class)
 BACKENDS: dict[str, tuple[str, str]] = {
     "emulate": ("snapseal.daemon.accel.emulate", "EmulateAccelerator"),
     "cpu": ("snapseal.daemon.accel.cpu", "CpuAccelerator"),

@@ -2,7 +2,7 @@
 
 Everything is measured in this one process, one after the other, on this machine:
 
-* the daemon: the pipeline engineer's benchmark (``snapseal.eval.bench.pipeline``: detector-only fps
+* the daemon: the daemon's benchmark (``snapseal.eval.bench.pipeline``: detector-only fps
   and end-to-end fps on the demo's 640x480 walk-by, emulation backend), called as is;
 * the scorers: crops/s of ``load_scorer(backend=..., scorer=...)`` for every backend that loads
   here (emulate, cpu; fpga needs a board and a bitstream), in batches of the daemon's size;
@@ -105,7 +105,7 @@ def fpga_host_rows(crops: np.ndarray) -> tuple[list[Row], list[str]]:
 
 
 def ensure_estimate(board: str, hw_dir: Path, bundle: Path | None) -> tuple[Path, str | None]:
-    """build/hw/<board>/estimate.json, (re)made by the hardware engineer's command when it is
+    """build/hw/<board>/estimate.json, (re)made by `make estimate` when it is
     missing or older than the bundle it estimates. Returns (path, problem or None)."""
     import subprocess
 

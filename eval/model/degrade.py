@@ -1,6 +1,6 @@
 """The degradation suite: what a bad face crop looks like, made from a clean one.
 
-The quality score must rank a clean crop above each of its degraded copies (issue 2, "Measure").
+The quality score must rank a clean crop above each of its degraded copies .
 Each degradation has 3 levels (1 = mild, 3 = strong) and is deterministic given a seed.
 
 Where it matters, a degradation is applied to the clean face at its *source* resolution, BEFORE

@@ -1,4 +1,4 @@
-"""The issue's "Measure" list, printed and written to build/measure/quality.{json,md}.
+"""The quality model's measurements (size, quantized vs float, degradation ranking, speed), printed and written to build/measure/quality.{json,md}.
 
     python -m snapseal.eval.model.measure [--bundle DIR] [--float-checkpoint PT] [--val-dir DIR]
     make measure

@@ -3,7 +3,7 @@
 For every held-out face region and every (degradation, level) of ``quantize.degrade``, one pair
 (clean crop, degraded crop); a score orders the pair correctly when score(clean) >
 score(degraded) (a tie counts one half). Reported per degradation: the fraction of correctly
-ordered pairs over faces x 3 levels (issue 2 target: >= 0.9 for each).
+ordered pairs over faces x 3 levels (target: >= 0.9 for each).
 """
 
 from __future__ import annotations

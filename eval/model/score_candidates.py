@@ -1,6 +1,6 @@
 """Research: which quality score prefers sharp, well-lit, unoccluded, centred faces?
 
-The paper's log RP prefers blurred faces (FACTS.md, "A measured warning"). This module measures
+The paper's log RP prefers blurred faces (docs/MODEL_CARD.md). This module measures
 candidate scores on the degradation-ranking test (``quantize.ranking``) over held-out, real
 faces and chooses weights on one identity-disjoint half ("select") while reporting the other
 ("report"), then the other way round (2-fold cross-validation by identity).

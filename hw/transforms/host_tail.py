@@ -8,7 +8,7 @@ description of each tail (:class:`OutputTail`) so the host (driver/emulation) ap
 the same arithmetic in float32, in the same order.
 
 The graph input is annotated UINT8: the camera's crops are raw 8-bit pixels, so the input
-quantizer's thresholds become an integer comparison FINN can build (FACTS.md).
+quantizer's thresholds become an integer comparison FINN can build (a signed input quantizer fails FINN's thresholding).
 """
 
 from __future__ import annotations

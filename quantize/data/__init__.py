@@ -1,6 +1,6 @@
 """Face crops for training and evaluation, made by the daemon's own detector and crop code.
 
-The API other engineers use (all crops are 64 x 64 uint8 grayscale, the VAE's input):
+The API the rest of the project uses (all crops are 64 x 64 uint8 grayscale, the VAE's input):
 
     from snapseal.quantize.data import iter_crops, iter_samples, load_bootstrap
 
