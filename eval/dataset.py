@@ -3,14 +3,14 @@
 Two sources, one shape (``EvalSet``):
 
 * ``offline_set``: faces that ship in packages and that the quality model did NOT train on
-  (the data engineer's validation identities). Reference = the clean crop of each identity's
-  first face. Probes = degraded copies of every face of that identity (the score engineer's
+  (the bootstrap split's validation identities). Reference = the clean crop of each identity's
+  first face. Probes = degraded copies of every face of that identity (eval/model/degrade.py's
   suite ``snapseal.eval.model.degrade``: blur, motion, noise, JPEG, downscale, dark, occlusion,
   off-centre; 3 levels each) + pose-like warps (``eval.warps``), the clean crops of the
   identity's OTHER faces (another photo, another video frame), and real video frames (the
   carphone clip's distorted version).
 * ``folder_set``: a user's identity-labelled folder ``root/<person>/*.jpg`` (LFW, VGGFace2),
-  read by the data engineer's loader (``snapseal.quantize.data.folder.iter_folder``).
+  read by the folder loader (``snapseal.quantize.data.folder.iter_folder``).
   Reference = each person's first image (sorted), probes = the others.
 
 What the recognizer sees: by default the 64x64 grey crop, i.e. exactly what a sealed record
@@ -170,7 +170,7 @@ def offline_set(faces_by_identity: dict[str, list[SourceFace]],
 
 def folder_set(root: str | Path, recognizer_input: str = "crop", max_identities: int | None = None,
                max_per_identity: int = 10, min_face_px: float = 40, progress: bool = True) -> EvalSet:
-    """A user's identity-labelled folder through the data engineer's loader."""
+    """A user's identity-labelled folder through the folder loader."""
     from snapseal.quantize.data.folder import iter_folder
 
     if recognizer_input not in ("crop", "image"):
@@ -227,7 +227,7 @@ def _tight_region(image: np.ndarray, box: Box, margin: float = 0.6) -> tuple[np.
 
 
 def bootstrap_val_faces(assets_dir: Path, bootstrap_dir: Path) -> dict[str, list[SourceFace]]:
-    """The data engineer's validation people (no train source shows them), re-read at full
+    """The bootstrap split's validation people (no train source shows them), re-read at full
     resolution from the assets so degradations act on the real frame around the face."""
     from snapseal.quantize.data.bootstrap import detection_from_arrays
 
