@@ -3,7 +3,8 @@
 - vermin finds no syntax or stdlib newer than 3.10 in daemon/;
 - every daemon file compiles under .venv/board's Python 3.10;
 - every ``snapseal.daemon`` module imports under .venv/board (numpy 1.x), none skipped;
-- no daemon module imports torch, brevitas, FINN, ``snapseal.quantize`` or ``snapseal.hw``.
+- no daemon module imports torch, brevitas, FINN, ``snapseal.quantize``, ``snapseal.hw``,
+  ``snapseal.eval`` or ``snapseal.investigator``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAEMON_DIR = REPO_ROOT / "daemon"
 BOARD_PYTHON = REPO_ROOT / ".venv" / "board" / "bin" / "python"
-FORBIDDEN = ("torch", "torchvision", "brevitas", "finn", "snapseal.quantize", "snapseal.hw")
+# The camera ships daemon/ only: no training or FINN stack, no evaluation, no investigator tools
+# (they hold the private keys a camera must never have).
+FORBIDDEN = ("torch", "torchvision", "brevitas", "finn", "snapseal.quantize", "snapseal.hw", "snapseal.eval",
+             "snapseal.investigator")
 # Modules that cannot import on the board env on purpose, each with its reason. Empty: the
 # FPGA backend must import pynq lazily, inside the code that touches the board.
 IMPORT_EXCEPTIONS: dict[str, str] = {}
@@ -140,6 +144,8 @@ def test_daemon_never_imports_the_workstation_stack():
     ("from finn.core import onnx_exec\n", True),
     ("from ... import quantize\n", True),          # snapseal.quantize, from daemon/x/y.py
     ("from snapseal.hw import flow\n", True),
+    ("from snapseal.investigator.open import open_record\n", True),
+    ("from snapseal.eval.scenes import walkby\n", True),
     ("importlib.import_module('torch')\n", True),
     ("import qonnx.core.modelwrapper\n", False),   # qonnx is allowed on the board
     ("from .. import errors\n", False),

@@ -169,8 +169,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     purge.set_defaults(func=_purge)
 
-    # Until the top-level entry point registers investigator.cli itself, `snapseal open` and
-    # `snapseal key split|combine` are added here (investigator.cli.register is idempotent).
-    from snapseal.investigator import cli as investigator_cli
-
-    investigator_cli.register(subparsers)
