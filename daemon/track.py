@@ -285,8 +285,8 @@ class IouTracker:
     def __init__(self, max_age_frames: int = 15, min_length_frames: int = 5, min_iou: float = 0.2,
                  max_distance: float = 0.6, max_size_ratio: float = 1.4, coast_frames: int = 8,
                  max_motion_d2: float = 9.21, lost_reach: float = 1.5, max_lost_frames: int = 100,
-                 reid_lateral: float = 0.6, reid_speed: tuple[float, float] = (0.15, 1.6),
-                 reid_size_ratio: float = 1.3) -> None:
+                 reid_lateral: float = 0.5, reid_speed: tuple[float, float] = (0.15, 1.5),
+                 reid_size_ratio: float = 1.2) -> None:
         self.max_age = max_age_frames
         self.min_length = min_length_frames
         self.min_iou = min_iou
