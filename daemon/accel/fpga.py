@@ -225,20 +225,18 @@ class DriverSettings:
 
 
 def hardware_files(bundle) -> tuple[Path, dict[str, Any]]:
-    """(bitfile path, driver settings) of a bundle, or a SnapsealError saying how to build them."""
-    hardware = dict(getattr(bundle, "hardware", {}) or {})
-    where = Path(bundle.path) / "manifest.json"
-    bitfile = hardware.get("bitfile")
-    if not bitfile:
-        raise SnapsealError(f"{where}: bundle has no FPGA bitstream (manifest 'hardware' section is empty); {BUILD_HINT}")
-    bit_path = bundle.file(bitfile)
-    hwh = hardware.get("hwh")
-    if not hwh:
-        raise SnapsealError(f"{where}: bundle has a bitstream but no .hwh; {BUILD_HINT}")
-    bundle.file(hwh)
-    if "driver" not in hardware:
-        raise SnapsealError(f"{where}: bundle has no driver settings (hardware.driver); {BUILD_HINT}")
-    return bit_path, hardware["driver"]
+    """(bitfile path, driver settings) of a bundle, or a SnapsealError saying how to build them.
+
+    The hardware section itself (daemon/bundle.py, ``HardwareSection``) is validated once, by
+    ``load_bundle``; this only says what is missing for the fpga backend."""
+    section = getattr(bundle, "hardware_section", None)
+    if section is None:
+        where = Path(bundle.path) / "manifest.json"
+        raise SnapsealError(f"{where}: bundle has no FPGA bitstream (manifest 'hardware' section names no bitfile); "
+                            f"{BUILD_HINT}")
+    bit_path = bundle.file(section.bitfile)
+    bundle.file(section.hwh)
+    return bit_path, section.driver
 
 
 # --------------------------------------------------------------------------- the backend
@@ -254,7 +252,7 @@ class FpgaAccelerator:
         self.settings = DriverSettings(driver, Path(bundle.path) / "manifest.json")
         self.batch_size = max(1, int(batch_size or self.settings.max_batch))
         self.timeout_s = timeout_s
-        self.device: FpgaDevice = device if device is not None else PynqDevice(bitfile, bundle.hardware.get("clock_mhz"))
+        self.device: FpgaDevice = device if device is not None else PynqDevice(bitfile, bundle.hardware_section.clock_mhz)
         self._emulate_options = emulate_options
         self._emulator = None
         s = self.settings

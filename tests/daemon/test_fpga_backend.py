@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from snapseal.daemon.accel import fpga
-from snapseal.daemon.bundle import load_bundle
+from snapseal.daemon.bundle import HardwareSection, load_bundle
 from snapseal.daemon.errors import SnapsealError
 
 LATENT = 8
@@ -103,21 +103,24 @@ def synthetic_compute(pixels: np.ndarray) -> list[np.ndarray]:
 
 
 def fake_bundle(tmp_path: Path, settings: dict | None, with_files: bool = True):
-    hardware = {}
+    """A bundle stand-in whose hardware section is the real one (daemon/bundle.HardwareSection),
+    so the fpga backend and `make bitstream` cannot drift apart."""
+    section = None
+    files: dict[str, str] = {}
     if settings is not None:
-        hardware = {"board": "pynq-z2", "clock_mhz": 100.0, "bitfile": "hw/accel.bit", "hwh": "hw/accel.hwh", "driver": settings}
+        section = HardwareSection.for_board("pynq-z2", settings, part="xc7z020clg400-1", clock_mhz=100.0)
         if with_files:
-            (tmp_path / "hw").mkdir(exist_ok=True)
-            (tmp_path / "hw" / "accel.bit").write_bytes(b"bit")
-            (tmp_path / "hw" / "accel.hwh").write_text("<hwh/>")
-    files = {"hw/accel.bit": "x", "hw/accel.hwh": "x"} if with_files else {}
+            for relative, content in ((section.bitfile, b"bit"), (section.hwh, b"<hwh/>")):
+                (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / relative).write_bytes(content)
+                files[relative] = "x"
 
     def file(relative):
         if relative not in files:
             raise SnapsealError(f"{tmp_path}/manifest.json: bundle has no file {relative!r}")
         return tmp_path / relative
 
-    return SimpleNamespace(path=tmp_path, hardware=hardware, log_sigma_floor=-5.0, file=file, latent_dim=LATENT)
+    return SimpleNamespace(path=tmp_path, hardware_section=section, log_sigma_floor=-5.0, file=file, latent_dim=LATENT)
 
 
 def test_pack_unpack_roundtrip_all_widths():
@@ -199,7 +202,7 @@ def test_fake_device_on_emulation_is_bit_exact_to_emulate_backend():
     """The FPGA path (pack, registers, unpack, host tails) around the emulation graph gives the
     emulation backend's outputs bit for bit, on the golden crops of the default bundle."""
     from snapseal.daemon.accel.emulate import EmulateAccelerator
-    from snapseal.daemon.bundle import load_bundle
+    from snapseal.daemon.bundle import HardwareSection, load_bundle
 
     bundle = load_bundle()
     meta = json.loads((GOLDEN / "golden.json").read_text())
@@ -212,7 +215,7 @@ def test_fake_device_on_emulation_is_bit_exact_to_emulate_backend():
         raw = emulator.run_forward_at_mean_raw(pixels[..., 0].astype(np.uint8))
         return [_to_ints(tail, raw[tail["output_name"]]) for tail in settings["output_tails"]]
 
-    hw_bundle = SimpleNamespace(path=bundle.path, hardware={"bitfile": "x", "hwh": "y", "driver": settings},
+    hw_bundle = SimpleNamespace(path=bundle.path, hardware_section=HardwareSection.for_board("pynq-z2", settings),
                                 log_sigma_floor=bundle.log_sigma_floor, file=lambda rel: bundle.path / rel, latent_dim=bundle.latent_dim)
     accel = fpga.FpgaAccelerator(hw_bundle, device=FakeDevice(settings, compute), batch_size=8)
     crops = np.load(GOLDEN / "crops.npy")[:24]
