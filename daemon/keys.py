@@ -318,3 +318,69 @@ def describe_key_file(path: Path | str) -> tuple[str, str]:
     if kind not in loaders:
         raise SnapsealError(f"{path}: unknown key type {kind!r}")
     return kind, loaders[kind](path).key_id
+
+
+# ---------------------------------------------------------------- the investigator's trusted devices
+
+TRUST_FILE_NAME = "trusted-devices.json"  # beside investigator.key
+TRUST_FILE_VERSION = 1
+MAX_TRUST_FILE_BYTES = 1024 * 1024
+
+
+def trust_file_beside(key_path: Path | str) -> Path:
+    """Where the trusted device set of an investigator key lives: the same directory."""
+    return Path(key_path).parent / TRUST_FILE_NAME
+
+
+def load_trust_file(path: Path | str) -> list[tuple[DevicePublicKey, str]]:
+    """The trusted device keys (with each one's label) of a trust file; a one-line error for a
+    missing, garbled or group/world-writable file (anyone who may write it decides what opens)."""
+    import stat as _stat
+
+    path = Path(path)
+    try:
+        info = path.stat()
+        with open(path, "rb") as handle:
+            blob = handle.read(MAX_TRUST_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise SnapsealError(f"{path}: trust file not found") from None
+    except OSError as error:
+        raise SnapsealError(f"{path}: cannot read trust file: {error.strerror or error}") from None
+    if _stat.S_IMODE(info.st_mode) & 0o022:
+        raise SnapsealError(f"{path}: trust file is writable by others (mode {_stat.S_IMODE(info.st_mode):04o}); "
+                            f"refusing it (chmod 644 {path})")
+    try:
+        document = json.loads(blob.decode("utf-8"))
+        if not isinstance(document, dict) or document.get("snapseal_trust") != TRUST_FILE_VERSION:
+            raise ValueError("not a version 1 snapseal trust file")
+        devices = document["devices"]
+        if not isinstance(devices, list):
+            raise ValueError("devices is not a list")
+        out = []
+        for entry in devices:
+            raw = base64.b64decode(str(entry["key"]), validate=True)
+            key = DevicePublicKey.from_bytes(raw)
+            if entry.get("key_id") != key.key_id:
+                raise ValueError(f"key_id {entry.get('key_id')!r} does not match its key")
+            out.append((key, str(entry.get("label", ""))))
+        return out
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, binascii.Error, nacl.exceptions.CryptoError) as error:
+        raise SnapsealError(f"{path}: garbled trust file ({str(error).splitlines()[0] if str(error) else 'bad entry'})") from None
+
+
+def add_trusted_device(path: Path | str, device: DevicePublicKey, label: str = "") -> bool:
+    """Add ``device`` to the trust file at ``path`` (created 0644 if missing); False if it was there."""
+    path = Path(path)
+    entries = load_trust_file(path) if path.exists() else []
+    if any(key.public_bytes == device.public_bytes for key, _ in entries):
+        return False
+    entries.append((device, label))
+    document = {"snapseal_trust": TRUST_FILE_VERSION,
+                "devices": [{"key_id": key.key_id, "key": base64.b64encode(key.public_bytes).decode("ascii"),
+                             "label": name} for key, name in entries]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomically(path, (json.dumps(document, indent=1) + "\n").encode("utf-8"), mode=0o644, overwrite=True)
+    except OSError as error:
+        raise SnapsealError(f"{path}: cannot write trust file: {error.strerror or error}") from None
+    return True

@@ -32,10 +32,10 @@ def _crop(seed: int) -> np.ndarray:
 def site(tmp_path):
     """Investigator + device keys made by the CLI, and a store with 3 records (one with a clip)."""
     assert main(["keygen", "--out", str(tmp_path / "inv")]) == 0
-    assert main(["keygen", "--device", "--out", str(tmp_path / "dev")]) == 0
+    assert main(["keygen", "--device", "--out", str(tmp_path / "dev"), "--trusted-by", str(tmp_path / "inv")]) == 0
     investigator_pub = keys.load_investigator_public(tmp_path / "inv" / "investigator.pub")
     device = keys.load_device_signing(tmp_path / "dev" / "device.key")
-    sealer = RecordSealer(investigator_pub, device, "cam-07", retention=10 * DAY)
+    sealer = RecordSealer(investigator_pub, device, "cam-07", retention=10 * DAY, header_resolution_s=1)
     spool = RecordStore(tmp_path / "records", quota_bytes=10_000_000)
     crops = {}
     for track in range(3):

@@ -137,7 +137,7 @@ def test_foreign_device_rejected_when_trusted_keys_given():
 
 def _with_expiry(record: bytes, new_expires_ms: int) -> bytes:
     header = bytearray(record[:HEADER_SIZE])
-    struct.pack_into(">q", header, 36, new_expires_ms)
+    struct.pack_into(">q", header, 36, new_expires_ms // 1000)  # format 2: whole seconds
     return bytes(header) + record[HEADER_SIZE:]
 
 
@@ -159,7 +159,7 @@ def test_extended_expiry_is_detected():
 def test_header_changed_and_outer_resigned_is_caught_by_the_signed_copy_inside():
     """Even with the device key, a rewritten plaintext header differs from the sealed copy."""
     record = _sealer().seal(_crop(12), _meta())
-    forged = _resign_outer(_with_expiry(record, parse_header(record).expires_ms + 1), DEVICE)
+    forged = _resign_outer(_with_expiry(record, parse_header(record).expires_ms + 1000), DEVICE)
     verify_record(forged)  # public checks can't see inside the box: documented limit
     with pytest.raises(TamperedRecordError, match="signed copy inside"):
         open_record(forged, INVESTIGATOR)
@@ -246,8 +246,8 @@ def test_specific_failure_kinds():
     with pytest.raises(NotARecordError):
         verify_record(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
     bumped = bytearray(SMALL_RECORD)
-    struct.pack_into(">H", bumped, 8, 2)
-    with pytest.raises(UnsupportedVersionError, match="version 2"):
+    struct.pack_into(">H", bumped, 8, 99)  # format 2 is current: an unknown version
+    with pytest.raises(UnsupportedVersionError, match="version 99"):
         verify_record(bytes(bumped))
     with pytest.raises(CorruptRecordError, match="truncated"):
         verify_record(SMALL_RECORD[:-1])
