@@ -21,6 +21,7 @@ import os
 from snapseal.daemon.detect.base import BoxRefiner, Detector
 from snapseal.daemon.detect.mtcnn import MtcnnDetector
 from snapseal.daemon.detect.runtimes import RUNTIMES, available_runtimes
+from snapseal.daemon.detect.schedule import DetectionSchedule
 
 DEFAULT_BACKEND = "onnxruntime"
 
@@ -62,13 +63,11 @@ def detector_from_config(section) -> MtcnnDetector:
     )
 
 
-def schedule_from_config(detector, section) -> "DetectionSchedule":
+def schedule_from_config(detector, section) -> DetectionSchedule:
     """The detection schedule of a ``[detector]`` section: full detection every ``full_every``
     frames (1 when the section has no such key)."""
-    from snapseal.daemon.detect.schedule import DetectionSchedule
-
     return DetectionSchedule(detector, int(getattr(section, "full_every", 1)))
 
 
-__all__ = ["BoxRefiner", "Detector", "MtcnnDetector", "RUNTIMES", "available_runtimes", "detector_from_config",
+__all__ = ["BoxRefiner", "DetectionSchedule", "Detector", "MtcnnDetector", "RUNTIMES", "available_runtimes", "detector_from_config",
            "make_detector", "schedule_from_config"]

@@ -26,7 +26,7 @@ import numpy as np
 
 from snapseal.daemon.detect.base import BoxRefiner, Detector
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.types import Detection
+from snapseal.daemon.types import Box, Detection
 
 Predictor = Callable[[int], np.ndarray]  # frame index -> N x 4 predicted boxes of live tracks
 
@@ -38,6 +38,7 @@ class ScheduleStats:
     refined_boxes: int = 0  # boxes given to O-Net alone
     lost: int = 0  # predicted faces O-Net did not confirm (their frame then got a full pass)
     crowded: int = 0  # frames whose predicted boxes touched (a full pass instead)
+    windows: int = 0  # cascade runs in a window around a lost face
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -49,6 +50,7 @@ class DetectionSchedule:
 
     detector: Detector
     full_every: int = 1
+    window: float = 2.5  # side of the search window around a lost face, in box sides (0: full pass)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
 
     def __post_init__(self) -> None:
@@ -77,9 +79,16 @@ class DetectionSchedule:
         self.stats.refined += 1
         self.stats.refined_boxes += len(boxes)
         detections = self.detector.detect_in_boxes(image_bgr, boxes)  # type: ignore[attr-defined]
-        if len(detections) < len(boxes):
-            self.stats.lost += len(boxes) - len(detections)
+        lost = _unmatched(boxes, detections)
+        if not lost:
+            return detections
+        self.stats.lost += len(lost)
+        if self.window <= 0:
             return self._full(image_bgr)
+        for index in lost:
+            self.stats.windows += 1
+            detections = _merge(detections, _detect_in_window(self.detector, image_bgr, boxes[index], self.window))
+        detections.sort(key=lambda d: -d.confidence)
         return detections
 
     def _due(self) -> bool:
@@ -89,6 +98,46 @@ class DetectionSchedule:
         self._since_full = 0
         self.stats.full += 1
         return self.detector.detect(image_bgr)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _unmatched(boxes: np.ndarray, detections: list[Detection], min_iou: float = 0.3) -> list[int]:
+    """Indices of predicted boxes no detection overlaps (IoU >= min_iou)."""
+    found = [np.array(d.box.as_list()) for d in detections]
+    return [i for i, box in enumerate(boxes) if not any(_box_iou(box, other) >= min_iou for other in found)]
+
+
+def _detect_in_window(detector: Detector, image_bgr: np.ndarray, box: np.ndarray, sides: float) -> list[Detection]:
+    """The whole cascade on a square window ``sides`` box sides wide around ``box``, in frame pixels."""
+    height, width = image_bgr.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    half = sides * max(box[2] - box[0], box[3] - box[1]) / 2.0
+    x1, y1 = max(int(cx - half), 0), max(int(cy - half), 0)
+    x2, y2 = min(int(np.ceil(cx + half)), width), min(int(np.ceil(cy + half)), height)
+    if x2 - x1 < 12 or y2 - y1 < 12:
+        return []
+    found = detector.detect(np.ascontiguousarray(image_bgr[y1:y2, x1:x2]))
+    shift = np.array([x1, y1], np.float32)
+    return [Detection(Box(d.box.x1 + x1, d.box.y1 + y1, d.box.x2 + x1, d.box.y2 + y1),
+                      (d.landmarks + shift).astype(np.float32), d.confidence) for d in found]
+
+
+def _merge(kept: list[Detection], extra: list[Detection], max_iou: float = 0.5) -> list[Detection]:
+    """``kept`` plus the detections of ``extra`` that overlap none of them (a face found twice
+    keeps its first detection)."""
+    out = list(kept)
+    for detection in extra:
+        box = np.array(detection.box.as_list())
+        if not any(_box_iou(box, np.array(other.box.as_list())) > max_iou for other in out):
+            out.append(detection)
+    return out
 
 
 def _any_touch(boxes: np.ndarray) -> bool:

@@ -8,7 +8,7 @@ Speed mode: one 640x480 frame (without --image a uniform-noise frame: the pyrami
 same; only R-/O-Net work depends on content); one line per setting: median ms per frame and
 the number of faces found.
 
-Selection mode: each VARIANT ``runtime:pyramid:k[:dedupe]`` (e.g. ``onnxruntime:area:1``, the
+Selection mode: each VARIANT ``runtime:pyramid:k[:dedupe[:window]]`` (e.g. ``onnxruntime:area:1``, the
 daemon's defaults before the cuts, or ``ncnn:linear:5:2.0``) runs the frame-selection videos of
 ``make eval`` (the walk-by seeds with their ground truth, carphone pristine + distorted) through
 the daemon's detector, detection schedule (full detection every k-th frame, O-Net alone on the
@@ -16,10 +16,19 @@ tracker's predictions between), tracker and crop, then prints per variant: detec
 frame, frames with a full pass, faces found, records per person (walkers with exactly one
 record / none / more than one), and the frame-selection figures of ``make eval`` (mean
 embedding distance of the kept crop, share within 5 % of the oracle) for the default VAE score,
-Laplacian variance and the face-size rule, with the dlib embedder. ``dedupe`` > 0 also skips
+Laplacian variance and the face-size rule, with the dlib embedder. ``window`` is the search window around a face O-Net lost (box sides; 0 = a full pass instead;
+default: the schedule's). ``dedupe`` > 0 also skips
 scoring a crop whose mean absolute difference to the track's last scored crop is below that
 many grey levels (``daemon/scoring/dedupe.py``): the figures then show what it costs.
 Raw numbers go to ``build/bench/detector-selection.json``.
+
+    python -m snapseal.eval.bench.detector --pipeline VARIANT [VARIANT ...] [--rounds 3] [--frames 300]
+
+Pipeline mode: the whole daemon (service.build_pipeline: decode, detect, track, crop, score on
+the worker, choose, seal, store) on the demo walk-by (640x480) per VARIANT, in interleaved
+rounds (A B C A B C ...) so machine load biases no variant; prints the median frames/s, the
+detect stage's ms per frame, faces detected and records written. A VARIANT is as above or a
+board profile name (``pynq-z2``, ``ultra96-v2``, ``x86_64``: daemon/board_profiles.py).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ import numpy as np
 
 from snapseal.daemon.detect.mtcnn import BACKENDS, MtcnnDetector
 from snapseal.daemon.detect.runtimes import available_runtimes
+from snapseal.daemon.detect.schedule import DetectionSchedule
+
+DEFAULT_WINDOW = DetectionSchedule.window  # the schedule's default search window (box sides)
 from snapseal.daemon.errors import SnapsealError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,11 +87,12 @@ def speed(args: argparse.Namespace) -> int:
 
 def _parse_variant(text: str) -> dict:
     parts = text.split(":")
-    if len(parts) not in (3, 4) or parts[0] not in BACKENDS or parts[1] not in ("area", "linear"):
-        raise SnapsealError(f"variant {text!r}: want runtime:pyramid:k[:dedupe], runtime in {', '.join(BACKENDS)}, "
-                            "pyramid area|linear")
+    if len(parts) not in (3, 4, 5) or parts[0] not in BACKENDS or parts[1] not in ("area", "linear"):
+        raise SnapsealError(f"variant {text!r}: want runtime:pyramid:k[:dedupe[:window]], runtime in "
+                            f"{', '.join(BACKENDS)}, pyramid area|linear")
     return {"name": text, "runtime": parts[0], "pyramid": parts[1], "k": int(parts[2]),
-            "dedupe": float(parts[3]) if len(parts) == 4 else 0.0}
+            "dedupe": float(parts[3]) if len(parts) >= 4 else 0.0,
+            "window": float(parts[4]) if len(parts) == 5 else DEFAULT_WINDOW}
 
 
 def _run_tracks_for(variant: dict, timing: dict):
@@ -97,7 +110,7 @@ def _run_tracks_for(variant: dict, timing: dict):
         detector_config, tracker_config = DetectorConfig(), TrackerConfig()
         detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence,
                                  backend=variant["runtime"], pyramid_interpolation=variant["pyramid"])
-        schedule = DetectionSchedule(detector, variant["k"])
+        schedule = DetectionSchedule(detector, variant["k"], window=variant["window"])
         tracker = make_tracker(tracker_config.kind, tracker_config.max_age_frames, tracker_config.min_length_frames)
         dedupe = NearDuplicateFilter(variant["dedupe"]) if variant["dedupe"] > 0 else None
         tracks: dict[int, RawTrack] = {}
@@ -210,6 +223,68 @@ def _print_row(row: dict) -> None:
               f"{100 * figures['within_5pct']:.0f} %  ({figures['tracks']} tracks)", flush=True)
 
 
+# -- pipeline mode -----------------------------------------------------------------------------
+
+def _variant_overrides(text: str) -> dict:
+    from snapseal.daemon.board_profiles import RUNTIME_PROFILES
+
+    if text in RUNTIME_PROFILES:
+        return dict(RUNTIME_PROFILES[text].config_overrides())
+    variant = _parse_variant(text)
+    return {"detector.runtime": variant["runtime"], "detector.pyramid_interpolation": variant["pyramid"],
+            "detector.full_every": variant["k"], "quality.skip_near_duplicates": variant["dedupe"]}
+
+
+def pipeline(args: argparse.Namespace) -> int:
+    import logging
+    import tempfile
+
+    from snapseal.daemon.capture import FileSource, parse_source
+    from snapseal.daemon.config import load_config
+    from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
+    from snapseal.daemon.logs import configure_logging
+    from snapseal.daemon.scoring import load_scorer
+    from snapseal.daemon.service import build_pipeline
+    from snapseal.eval.bench.pipeline import _Limited
+    from snapseal.eval.scenes.demo import ensure_walkby
+    from snapseal.daemon.detect import make_detector
+
+    configure_logging("text", level=logging.WARNING)
+    video = ensure_walkby(REPO_ROOT / "build" / "demo" / "input", make_detector())
+    scorer = load_scorer(backend="emulate")
+    runs: dict[str, list[dict]] = {v: [] for v in args.pipeline}
+    with tempfile.TemporaryDirectory(prefix="snapseal-bench-") as temp:
+        pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), Path(temp) / "keys")
+        for round_index in range(args.rounds):
+            for variant in args.pipeline:
+                overrides = {"store.dir": str(Path(temp) / f"store-{round_index}-{len(runs[variant])}-{abs(hash(variant))}"),
+                             "keys.recipient": str(pub), "quality.backend": "emulate", **_variant_overrides(variant)}
+                overrides = {k: (str(v) if k == "store.dir" else v) for k, v in overrides.items()}
+                config = load_config(None, overrides)
+                source = _Limited(FileSource(parse_source(str(video))), args.frames)
+                built = build_pipeline(config, ephemeral_device_key=True, source=source, scorer=scorer)
+                summary = built.pipeline.run()
+                row = {"fps": summary.fps, "detect_ms": summary.stage_ms_per_frame.get("detect", 0.0),
+                       "frames": summary.frames, "detections": summary.detections,
+                       "records": summary.records_written, "schedule": built.pipeline.schedule.stats.as_dict(),
+                       "score_busy_ms": summary.score_busy_ms_per_frame,
+                       "crops_scored": built.pipeline.chooser.stats.crops_scored}
+                runs[variant].append(row)
+                print(f"round {round_index} {variant:22s} {row['fps']:6.2f} fps  detect {row['detect_ms']:6.1f} ms/frame  "
+                      f"detections {row['detections']}  records {row['records']}  {row['schedule']}", flush=True)
+    print(f"\nmedian of {args.rounds} round(s), {args.frames} frames of {Path(video).name} (640x480), emulate backend:")
+    for variant, rows in runs.items():
+        fps = statistics.median(r["fps"] for r in rows)
+        detect = statistics.median(r["detect_ms"] for r in rows)
+        print(f"  {variant:22s} {fps:6.2f} fps end to end   detect {detect:6.1f} ms/frame   detections "
+              f"{rows[0]['detections']}   records {rows[0]['records']}   crops scored {rows[0]['crops_scored']}   score busy "
+              f"{statistics.median(r['score_busy_ms'] for r in rows):.1f} ms/frame")
+    out = REPO_ROOT / "build" / "bench" / "detector-pipeline.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(runs, indent=2, default=float) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", help="a real photo, resized to 640x480")
@@ -220,8 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pyramid", nargs="+", default=["area", "linear"])
     parser.add_argument("--selection", nargs="+", metavar="VARIANT", help="runtime:pyramid:k[:dedupe] ...")
     parser.add_argument("--walkby-seeds", type=int, default=3)
+    parser.add_argument("--pipeline", nargs="+", metavar="VARIANT", help="runtime:pyramid:k[:dedupe] or a board name")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args(argv)
     try:
+        if args.pipeline:
+            return pipeline(args)
         return selection(args) if args.selection else speed(args)
     except SnapsealError as error:
         print(f"bench.detector: error: {error}")

@@ -30,10 +30,11 @@ class FakeDetector:
 
     def __init__(self, faces: list[Detection], confirm: bool = True) -> None:
         self.faces, self.confirm = faces, confirm
-        self.full_calls, self.box_calls = 0, []
+        self.full_calls, self.box_calls, self.shapes = 0, [], []
 
     def detect(self, image_bgr):
         self.full_calls += 1
+        self.shapes.append(image_bgr.shape)
         return list(self.faces)
 
     def detect_in_boxes(self, image_bgr, boxes):
@@ -66,17 +67,45 @@ def test_full_every_k_frames_and_predicted_boxes_between():
     assert detector.full_calls == 3  # frames 0, 3, 6
     assert asked == [1, 2, 4, 5]
     assert all(np.array_equal(b, predicted) for b in detector.box_calls)
-    assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0, "crowded": 0}
+    assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0, "crowded": 0,
+                                       "windows": 0}
 
 
-def test_a_lost_face_gets_a_full_pass_on_the_same_frame():
+def test_a_lost_face_gets_a_full_pass_on_the_same_frame_without_window():
     detector = FakeDetector([_face(10, 10)], confirm=False)
-    schedule = DetectionSchedule(detector, full_every=10)
+    schedule = DetectionSchedule(detector, full_every=10, window=0)
     predicted = np.array([[10.0, 10.0, 60.0, 60.0]])
     for index in range(4):
         assert len(schedule.detect(FRAME, index, lambda i: predicted)) == 1  # the full pass's face
     # 0 full; 1, 2, 3: O-Net loses the face, so the same frame gets a full pass
     assert detector.full_calls == 4 and len(detector.box_calls) == 3 and schedule.stats.lost == 3
+
+
+def test_a_lost_face_is_searched_for_in_a_window_around_its_prediction():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    detector = FakeDetector([_face(5, 6, size=20)], confirm=False)  # found at (5, 6) inside the window
+    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
+    predicted = np.array([[300.0, 200.0, 340.0, 240.0]])  # a 40 px face
+    schedule.detect(frame, 0, lambda i: predicted)  # full pass
+    found = schedule.detect(frame, 1, lambda i: predicted)
+    assert detector.shapes[-1][:2] == (80, 80)  # 2 box sides around the prediction, not the frame
+    assert [d.box.as_list() for d in found] == [[285.0, 186.0, 305.0, 206.0]]  # window origin (280, 180)
+    assert schedule.stats.lost == 1 and schedule.stats.windows == 1 and schedule.stats.full == 1
+
+
+def test_window_detections_do_not_duplicate_confirmed_faces():
+    class HalfConfirming(FakeDetector):
+        def detect_in_boxes(self, image_bgr, boxes):
+            self.box_calls.append(boxes)
+            return [Detection(Box(*boxes[0]), np.zeros((5, 2), np.float32), 0.95)]  # only the first face
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    detector = HalfConfirming([_face(0, 0, size=60)])  # the window pass finds the face again
+    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
+    predicted = np.array([[100.0, 100.0, 160.0, 160.0], [400.0, 100.0, 460.0, 160.0]])
+    schedule.detect(frame, 0, lambda i: predicted)
+    found = schedule.detect(frame, 1, lambda i: predicted)
+    assert len(found) == 2 and schedule.stats.lost == 1 and schedule.stats.windows == 1
 
 
 def test_touching_predictions_get_a_full_pass():
