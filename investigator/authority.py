@@ -487,10 +487,14 @@ class Destroyed:
 
 
 def expire_keys(authority: Authority, at_ms: int | None = None, who: str = "authority expire",
-                camera_ids: Sequence[str] | None = None, before_ms: int | None = None) -> list[Destroyed]:
+                camera_ids: Sequence[str] | None = None, before_ms: int | None = None,
+                from_ms: int | None = None) -> list[Destroyed]:
     """Destroy the sealed private key of every period whose records have expired
-    (``destroy_after_ms <= at_ms``), or, for revocation, of every period of ``camera_ids`` that
-    ends before ``before_ms``. Writes the vault without them and logs one entry per camera."""
+    (``destroy_after_ms <= at_ms``); or, to revoke or retire a camera, of every period of
+    ``camera_ids`` that ends after ``from_ms`` (the current one included) and/or starts before
+    ``before_ms``. Writes the vault without them and logs one entry per camera."""
+    if (before_ms is not None or from_ms is not None) and not camera_ids:
+        raise SnapsealError("destroying keys before/from a time needs the cameras named (--camera)")
     at_ms = now_ms() if at_ms is None else int(at_ms)
     cameras = list(camera_ids) if camera_ids is not None else authority.cameras()
     custodian = authority.custodian_key() if cameras else None
@@ -499,7 +503,11 @@ def expire_keys(authority: Authority, at_ms: int | None = None, who: str = "auth
         entries = authority.read_vault(camera_id)
         gone = []
         for entry in entries:
-            due = entry.destroy_after_ms <= at_ms if before_ms is None else entry.start_ms < before_ms
+            if before_ms is None and from_ms is None:
+                due = entry.destroy_after_ms <= at_ms
+            else:
+                due = ((from_ms is None or entry.end_ms > from_ms)
+                       and (before_ms is None or entry.start_ms < before_ms))
             if entry.sealed is not None and due:
                 entry.sealed, entry.destroyed_ms = None, at_ms
                 gone.append(Destroyed(camera_id, entry.key_id, entry.start_ms, entry.end_ms))

@@ -3,7 +3,7 @@
     snapseal authority init --dir AUTH -k 3 -n 5 --shares-out SHARES
     snapseal authority status --dir AUTH
     snapseal authority expire --dir AUTH                destroy period keys whose records expired
-    snapseal authority expire --dir AUTH --camera ID --before TIME    (revoking a camera)
+    snapseal authority expire --dir AUTH --camera ID --from now       (revoking a camera)
     snapseal keyring issue --dir AUTH --camera ID [--days 400] [--period-hours 24] [--tz ZONE]
                            [--start DATE] [--retention-days 10] [--share FILE ...] --out keyring.json
     snapseal keyring show keyring.json [--authority AUTH/authority.pub]
@@ -93,13 +93,18 @@ def _status(args: argparse.Namespace) -> int:
 def _expire(args: argparse.Namespace) -> int:
     authority = _authority(args)
     who = args.who or wr.default_who()
-    if args.before is not None:
-        if not args.camera:
-            raise SnapsealError("--before destroys keys of the cameras named by --camera; name at least one")
-        before_ms = wr.parse_time(args.before, auth.resolve_tz(args.tz) if args.tz else None, "--before")
-        destroyed = auth.expire_keys(authority, camera_ids=args.camera, before_ms=before_ms, who=who)
-    else:
-        destroyed = auth.expire_keys(authority, camera_ids=args.camera or None, who=who)
+    tz = auth.resolve_tz(args.tz) if args.tz else None
+
+    def when(text: str | None, what: str) -> int | None:
+        if text is None:
+            return None
+        return auth.now_ms() if text == "now" else wr.parse_time(text, tz, what)
+
+    from_ms, before_ms = when(args.from_time, "--from"), when(args.before, "--before")
+    if (from_ms is not None or before_ms is not None) and not args.camera:
+        raise SnapsealError("--from/--before destroy keys of the cameras named by --camera; name at least one")
+    destroyed = auth.expire_keys(authority, camera_ids=args.camera or None, before_ms=before_ms, from_ms=from_ms,
+                                 who=who)
     cameras = sorted({d.camera_id for d in destroyed})
     print(f"destroyed {len(destroyed)} period key(s)" + (f" of {', '.join(cameras)}" if cameras else "")
           + "; their records can no longer be opened by anyone")
@@ -239,11 +244,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.set_defaults(func=_status)
     expire = actions.add_parser("expire", help="destroy the period keys whose records have expired",
                                 description="Deletes from the vault every period key whose period ended more than "
-                                            "the retention ago (or, with --camera and --before, every key of those "
-                                            "cameras before a time: revocation). Needs no shares; cannot be undone.")
+                                            "the retention ago (or, with --camera and --from/--before, every key of "
+                                            "those cameras in that span: revocation). Needs no shares; cannot be undone.")
     expire.add_argument("--dir", type=Path, required=True)
     expire.add_argument("--camera", action="append", help="only this camera (repeatable)")
-    expire.add_argument("--before", help="destroy this camera's keys of periods starting before TIME (ISO 8601)")
+    expire.add_argument("--from", dest="from_time", metavar="TIME",
+                        help="revoke: destroy the camera's keys of every period ending after TIME ('now' or ISO 8601)")
+    expire.add_argument("--before", metavar="TIME", help="destroy the camera's keys of periods starting before TIME")
     expire.add_argument("--tz", help="time zone for a --before without an offset")
     _who(expire)
     expire.set_defaults(func=_expire)

@@ -209,8 +209,15 @@ def test_revoking_a_camera_destroys_its_keys_before_a_time_without_shares(author
     issue(the_authority, shares, camera="cam-01", days=5)
     issue(the_authority, shares, camera="cam-02", days=5)
     gone = auth.expire_keys(the_authority, at_ms=START_MS, camera_ids=["cam-01"], before_ms=START_MS + 2 * DAY_MS)
-    assert {d.camera_id for d in gone} == {"cam-01"} and len(gone) == 2
+    assert {d.camera_id for d in gone} == {"cam-01"} and [d.start_ms for d in gone] == [START_MS, START_MS + DAY_MS]
+    # stolen at noon on day 3: that day's key and every later one go, days 0-1 already went, day 2 stays
+    noon = START_MS + 3 * DAY_MS + DAY_MS // 2
+    gone = auth.expire_keys(the_authority, at_ms=noon, camera_ids=["cam-01"], from_ms=noon)
+    assert [d.start_ms for d in gone] == [START_MS + 3 * DAY_MS, START_MS + 4 * DAY_MS]
+    assert [e.sealed is None for e in the_authority.read_vault("cam-01")] == [True, True, False, True, True]
     assert sum(e.sealed is None for e in the_authority.read_vault("cam-02")) == 0
+    with pytest.raises(SnapsealError, match="needs the cameras named"):
+        auth.expire_keys(the_authority, from_ms=noon)
 
 
 def test_an_edited_vault_entry_is_caught_when_unsealed(authority):
