@@ -299,3 +299,94 @@ def test_a_batch_failing_during_back_pressure_leaves_the_queued_crops_queued():
     choice = chooser.end_track(info(1, 2))
     assert choice.best.score == 9.0 and choice.crops_scored == 1
     chooser.close()
+
+
+# --- rankers (daemon/scoring/chooser.py) and what stays in memory -------------------------------
+
+import gc  # noqa: E402
+import weakref  # noqa: E402
+
+from snapseal.daemon.scoring.chooser import (  # noqa: E402
+    CHOOSERS,
+    POSE_UNRELIABLE,
+    FrontalRanker,
+    make_ranker,
+    pose_deviation,
+    score_ranker,
+)
+from snapseal.daemon.types import EvidenceImage, ScoredCrop  # noqa: E402
+
+
+def face(nose_dx: float = 0.0, roll_deg: float = 0.0, x0: float = 100.0, size: float = 80.0) -> Detection:
+    """Five landmarks of a face of ``size`` px: eyes 0.4 size apart, the nose moved by
+    ``nose_dx`` eye distances (a turned head), the whole face rolled by ``roll_deg``."""
+    eye = 0.4 * size
+    points = np.array([[-eye / 2, 0], [eye / 2, 0], [nose_dx * eye, 0.6 * eye], [-0.35 * eye + nose_dx * eye * 0.6, 1.2 * eye],
+                       [0.35 * eye + nose_dx * eye * 0.6, 1.2 * eye]])
+    a = math.radians(roll_deg)
+    rotated = points @ np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    centre = np.array([x0 + size / 2, x0 + 0.4 * size])
+    return Detection(Box(x0, x0, x0 + size, x0 + size), (rotated + centre).astype(np.float32), 0.99)
+
+
+def test_pose_deviation_is_zero_for_a_frontal_face_and_grows_with_the_turn():
+    assert pose_deviation(face(0.0)) == pytest.approx(0.0, abs=1e-6)
+    assert pose_deviation(face(0.0, roll_deg=25)) == pytest.approx(0.0, abs=1e-5)  # roll is not a turn
+    turns = [pose_deviation(face(dx)) for dx in (0.0, 0.1, 0.2, 0.4)]
+    assert turns == sorted(turns) and turns[-1] > turns[1] > 0
+    assert pose_deviation(face(-0.3)) == pytest.approx(pose_deviation(face(0.3)), rel=1e-6)  # either side
+    missing = Detection(Box(0, 0, 10, 10), np.full((5, 2), np.nan, np.float32), 0.9)
+    assert pose_deviation(missing) == POSE_UNRELIABLE
+
+
+def _scored(detection: Detection, score: float, frame: int = 0) -> ScoredCrop:
+    return ScoredCrop(FaceCrop(np.zeros((64, 64), np.uint8), detection, frame, 0.0), score, "test")
+
+
+def test_frontal_ranker_prefers_the_frontal_face_at_equal_score_and_the_score_otherwise():
+    ranker = FrontalRanker(pose_weight=1.0, size_weight=0.0)
+    assert ranker(_scored(face(0.0), 1000.0)) > ranker(_scored(face(0.3), 1000.0))
+    assert ranker(_scored(face(0.0), 1000.0)) < ranker(_scored(face(0.0), 2000.0))
+    assert score_ranker(_scored(face(0.3), 5.0)) == 5.0
+
+
+def test_rankers_by_name_and_unknown_names_are_an_error():
+    assert set(CHOOSERS) >= {"default", "score", "frontal"}
+    assert make_ranker("score") is score_ranker
+    assert isinstance(make_ranker("frontal"), FrontalRanker)
+    make_ranker(None)
+    make_ranker("default")
+    with pytest.raises(SnapsealError, match="unknown chooser"):
+        make_ranker("sharpest")
+
+
+def test_the_chooser_keeps_the_frontal_frame_with_the_frontal_ranker():
+    class Constant:
+        name, model_id = "constant", "test"
+
+        def score_batch(self, crops):
+            return np.full(len(crops), 4096.0)
+
+    chooser = CropChooser(Constant(), ranker=make_ranker("frontal"))
+    turns = [0.4, 0.3, 0.05, 0.2, 0.35]
+    for frame, dx in enumerate(turns):
+        chooser.add(1, FaceCrop(np.zeros((64, 64), np.uint8), face(dx), frame, 0.0))
+    assert chooser.end_track(info(1, len(turns))).best.crop.frame_index == 2
+
+
+def test_only_the_kept_crops_evidence_stays_in_memory():
+    """A long track's evidence images are freed as soon as they fall out of the top k."""
+    alive: list[weakref.ref] = []
+    chooser = CropChooser(MeanScorer(), top_k=2, batch_size=4)
+    for frame in range(200):
+        pixels = np.full((120, 100, 3), frame % 251, np.uint8)
+        alive.append(weakref.ref(pixels))
+        evidence = (EvidenceImage(pixels, "evidence", (0, 0, 100, 120)),)
+        chooser.add(1, FaceCrop(np.full((64, 64), frame % 251, np.uint8), crop(0, frame).detection, frame, 0.0,
+                                evidence))
+        del pixels, evidence
+    chooser.flush()
+    gc.collect()
+    assert sum(ref() is not None for ref in alive) <= 2  # the top 2, nothing else of the track
+    choice = chooser.end_track(info(1, 200))
+    assert [c.crop.evidence[0].pixels[0, 0, 0] for c in choice.kept] == [199, 198]
