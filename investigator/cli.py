@@ -27,7 +27,14 @@ from pathlib import Path
 from snapseal.daemon import files, keys
 from snapseal.daemon.cli.records import _load_trusted, _record_files, _report
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.records.layout import RecordError, UntrustedDeviceError, image_file_name, iso_utc, printable
+from snapseal.daemon.records.layout import (
+    KeyRefusedError,
+    RecordError,
+    UntrustedDeviceError,
+    image_file_name,
+    iso_utc,
+    printable,
+)
 from snapseal.daemon.records.verify import read_record_file as _read
 from snapseal.investigator import custody
 from snapseal.investigator.open import KeySource, SingleKey, open_record
@@ -52,12 +59,20 @@ def _write_private(path: Path, data: bytes, out: Path) -> None:
 
 
 def _key_source(args: argparse.Namespace) -> tuple[KeySource, Path | None]:
-    for make in args.key_sources or []:
+    """--key (today's single investigator key) or --warrant (investigator/warrant.py), exactly one;
+    checked before anything is read or written."""
+    from snapseal.investigator import warrant as warrant_mod
+
+    makers = [warrant_mod.key_source_from_args, *(args.key_sources or [])]
+    other = getattr(args, "warrant", None) is not None
+    if other and args.key is not None:
+        raise SnapsealError("give --key investigator.key or --warrant W, not both")
+    for make in makers:
         source = make(args)
         if source is not None:
-            return source, None
+            return source, getattr(args, "warrant", None)  # its trust file is beside the warrant
     if args.key is None:
-        raise SnapsealError("open needs --key investigator.key (or another key source)")
+        raise SnapsealError("give --key investigator.key or --warrant W")
     return SingleKey(keys.load_investigator_private(args.key)), args.key
 
 
@@ -101,6 +116,9 @@ def _open_one(path: Path, key_source: KeySource, trusted: list[keys.DevicePublic
     summary["device_trusted"] = trusted is not None and not untrusted_by_choice
     if untrusted_by_choice:
         summary["opened_untrusted_by_choice"] = True
+    on_opened = getattr(key_source, "on_opened", None)
+    if on_opened is not None:
+        on_opened(record)  # the opening log: no entry, no files
     written: list[Path] = []
     try:
         for name, image in zip(names, record.images):
@@ -115,9 +133,6 @@ def _open_one(path: Path, key_source: KeySource, trusted: list[keys.DevicePublic
                 pass
         raise RecordError(path, f"cannot write into {out}: {error.strerror or error}") from None
     seen[record_id] = path
-    on_opened = getattr(key_source, "on_opened", None)
-    if on_opened is not None:
-        on_opened(record_id, record.header)
     notes = []
     if path.name != record.header.file_name:
         notes.append(f"file name is not {record.header.file_name}")
@@ -141,12 +156,18 @@ def _open(args: argparse.Namespace) -> int:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)  # opened crops are personal data
     except OSError as error:
         raise SnapsealError(f"{out}: cannot create: {error.strerror or error}") from None
-    opened = failed = 0
+    from snapseal.investigator.warrant import NotCoveredError
+
+    opened = failed = not_covered = 0
     seen: dict[str, Path] = {}
     for path in paths:
         try:
             _open_one(path, key_source, trusted, args.allow_untrusted, out, seen)
-        except SnapsealError as error:  # RecordError and a key source's refusal: this record only
+        except (NotCoveredError, KeyRefusedError) as error:  # a warrant covers only some records
+            _report(error)
+            not_covered += 1
+            continue
+        except SnapsealError as error:  # any RecordError or a failed log entry: this record only
             _report(error)
             failed += 1
             continue
@@ -154,6 +175,7 @@ def _open(args: argparse.Namespace) -> int:
     if trusted is None and opened:
         print("snapseal: note: device keys were not checked against a trust set (add --trust device.pub)", file=sys.stderr)
     print(f"opened {opened} of {len(paths)} records into {out}" + (f"; {failed} failed" if failed else "")
+          + (f"; {not_covered} not covered by the warrant" if not_covered else "")
           + (f" (trusted devices: {trust_origin})" if trusted is not None else ""))
     return 1 if failed else 0
 
@@ -193,6 +215,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="accept only records of the devices in this trust file")
     opener.add_argument("--allow-untrusted", dest="allow_untrusted", action="store_true",
                         help="also open records of devices not trusted (each one is noted on stderr and in its JSON)")
+    from snapseal.investigator import warrant as warrant_mod
+
+    warrant_mod.add_open_arguments(opener)  # --warrant W (instead of --key), --log, --authority, --who
     opener.set_defaults(func=_open, key_sources=[])
     OPEN_PARSERS[id(subparsers)] = opener
 

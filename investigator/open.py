@@ -10,13 +10,16 @@ the metadata against its schema (daemon/records/layout.py, docs/FORMAT.md). Any 
 ``key`` is an ``InvestigatorKeyPair`` or any ``KeySource``: ``key_for(header)`` returns the pair
 that opens a record (or raises a ``SnapsealError`` with a one-line reason: it becomes a
 ``KeyRefusedError`` for that record). A key source may also have ``admit(opened)`` (called with
-the fully checked record before it is returned; raise to refuse, e.g. outside a warrant's time
-window) and ``on_opened(record_id, header)`` (called by `snapseal open` once a record's files are
-written: the opening log).
+the fully checked record before it is returned; raise to refuse) and ``on_opened(opened)``
+(called by `snapseal open` after every check and BEFORE any file of the record is written: the
+opening log; raise a SnapsealError to refuse, then nothing is written for that record).
+``OpenedRecord.header.created_ms`` is the exact creation time sealed inside (the plaintext
+header, ``plaintext_header``, holds it floored to an hour).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, runtime_checkable
@@ -99,12 +102,13 @@ class OpenedImage:
 class OpenedRecord:
     """A record after ``open_record``: every signature checked, the content decrypted."""
 
-    header: RecordHeader
+    header: RecordHeader  # after opening: created_ms is the EXACT sealed creation time
     camera_id: str
     meta: CropMeta
     images: tuple[OpenedImage, ...]  # images[0] is the kept (scored) crop
     device_trusted: bool  # True when checked against a trust set
     record_meta: RecordMeta | None = None
+    plaintext_header: RecordHeader | None = None  # the header as stored (coarse times)
 
     @property
     def crop(self) -> np.ndarray:
@@ -120,10 +124,12 @@ class OpenedRecord:
 
     @property
     def created(self) -> float:
-        """Exact creation time (sealed inside; the plaintext header's is coarse)."""
-        if self.record_meta is not None and self.record_meta.created_ms is not None:
-            return self.record_meta.created_ms / 1000.0
+        """Exact creation time, seconds (sealed inside; the plaintext header's is coarse)."""
         return self.header.created
+
+    @property
+    def created_ms(self) -> int:
+        return self.header.created_ms
 
     @property
     def provisional(self) -> bool:
@@ -136,7 +142,7 @@ class OpenedRecord:
     def summary(self, names: list[str] | None = None) -> dict[str, Any]:
         """What `snapseal open` writes to <record-id>.json."""
         assert self.record_meta is not None
-        return opened_summary(self.header, self.record_meta, self.device_trusted, names)
+        return opened_summary(self.plaintext_header or self.header, self.record_meta, self.device_trusted, names)
 
 
 def _with_source(error: RecordError, source: str | os.PathLike | None) -> RecordError:
@@ -177,8 +183,11 @@ def open_record(data: bytes, investigator_key: InvestigatorKeyPair | KeySource,
     images = tuple(OpenedImage(role=info.role, frame_time=info.frame_time, box=info.box, score=info.score, png=png,
                                pixels=image, info=info)
                    for info, png, image in zip(record_meta.images, pngs, pixels))
-    opened = OpenedRecord(header=header, camera_id=record_meta.camera_id, meta=record_meta.meta, images=images,
-                          device_trusted=trusted_device_keys is not None, record_meta=record_meta)
+    exact = dataclasses.replace(header, created_ms=record_meta.created_ms if record_meta.created_ms is not None
+                                else header.created_ms)
+    opened = OpenedRecord(header=exact, camera_id=record_meta.camera_id, meta=record_meta.meta, images=images,
+                          device_trusted=trusted_device_keys is not None, record_meta=record_meta,
+                          plaintext_header=header)
     admit = getattr(keys, "admit", None)
     if admit is not None:
         try:

@@ -203,11 +203,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="also delete files that do not verify once older than D days (the camera's retention)")
     purge.set_defaults(func=_purge)
 
-    # Until the top-level entry point registers investigator.cli itself, `snapseal open` and
-    # `snapseal key split|combine` are added here (investigator.cli.register is idempotent).
-    from snapseal.investigator import cli as investigator_cli
-
-    investigator_cli.register(subparsers)
-
 
 __all__ = ["register", "RecordError"]
