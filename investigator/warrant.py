@@ -4,8 +4,9 @@
 entries of the requested cameras' periods that overlap the window and writes them, with the
 warrant's reference text, into a warrant file signed by the authority. Nothing else opens a
 record of a period outside it; the period is the cryptographic granularity. Inside a period
-the window is enforced by ``WarrantKeySource``: a record made outside the window (its signed
-``created`` time) is refused before it is decrypted.
+the window is enforced by ``WarrantKeySource``: a record made outside the window is refused
+before it is decrypted when its plaintext (coarse) time shows it, else after decryption by its
+exact signed time, before anything is written or logged.
 
 Warrant file (JSON, 0600; it holds secrets: keep it like a private key and destroy it after use)::
 
@@ -20,10 +21,11 @@ Warrant file (JSON, 0600; it holds secrets: keep it like a private key and destr
      "keys": {"<key_id>": <b64 X25519 private key>, ...},
      "log_seed": <b64 seed of the log key>}
 
-``WarrantKeySource`` is what ``snapseal open --warrant W`` uses: ``key_for(header)`` gives the
-period key or raises a one-line ``SnapsealError``; ``on_opened(record)`` checks the signed camera
-id and appends a ``record-opened`` entry to the opening log *before* the record is written out
-(no log entry, no opening).
+``WarrantKeySource`` is what ``snapseal open --warrant W`` uses (investigator/open.py's key
+source): ``key_for(header)`` gives the period key or raises ``NotCoveredError`` (one line) before
+anything is decrypted; ``admit(record)`` checks the opened record's signed camera id and exact
+creation time; ``on_opened(record)`` appends a ``record-opened`` entry to the opening log
+*before* the record is written out (no log entry, no opening).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ MAX_WARRANT_BYTES = 16 * 1024 * 1024
 MAX_VALID_DAYS = 366
 DEFAULT_VALID_DAYS = 30
 MAX_REFERENCE = 2000
+MAX_HEADER_COARSENESS_MS = 86_400_000  # a record header's plaintext time is floored to at most a day
 PUBLIC_FIELDS = ("warrant_id", "reference", "cameras", "window", "issued_ms", "valid_until_ms", "issued_by",
                  "authority_id", "authority_key", "log_key", "periods")
 
@@ -318,15 +321,40 @@ class WarrantKeySource:
         return NotCoveredError(f"{record}: {why}; not covered by {self.warrant.describe()}")
 
     def key_for(self, header: Any) -> InvestigatorKeyPair:
+        """The period key for a record, or NotCoveredError before anything is decrypted: another
+        camera or period (a key the warrant does not hold), or a plaintext creation time that
+        puts the record outside the window. The plaintext time may be coarse (floored to at most
+        a day, docs/FORMAT.md): the exact record was made in [coarse, coarse + 1 day) and inside
+        its period; only when that span misses the window is the record refused here. The exact
+        signed time is checked by ``admit`` once the record is open, before anything is written."""
         record = getattr(header, "record_id", "record")
         key_id = header.recipient_key_id
         period = self.periods.get(key_id)
         if period is None:
             raise self._refuse(record, f"sealed to key {key_id}, which this warrant does not hold")
         created_ms = getattr(header, "created_ms", None)
-        if created_ms is not None and not self.warrant.in_window(int(created_ms)):
-            raise self._refuse(record, f"made {utc_text(created_ms)}, outside the window")
+        if created_ms is not None:
+            earliest = max(int(created_ms), period.start_ms)
+            latest = min(int(created_ms) + MAX_HEADER_COARSENESS_MS, period.end_ms)  # exclusive
+            start, end = self.warrant.window
+            if latest <= start or earliest >= end:
+                raise self._refuse(record, f"made {utc_text(created_ms)} or within a day after, outside the window")
         return self.warrant.keys[key_id]
+
+    def admit(self, record: Any) -> None:
+        """Called with the opened, fully checked record: its signed camera id must be the camera of
+        its period key and its exact (sealed) creation time inside the window."""
+        header = record.header
+        period = self.periods.get(header.recipient_key_id)
+        if period is None:
+            raise self._refuse(header.record_id, f"sealed to key {header.recipient_key_id}, which this warrant "
+                                                 f"does not hold")
+        camera_id = getattr(record, "camera_id", None)
+        if camera_id != period.camera_id:
+            raise self._refuse(header.record_id, f"signed camera id {camera_id!r} is not the camera of its period key "
+                                                 f"({period.camera_id})")
+        if not self.warrant.in_window(int(header.created_ms)):
+            raise self._refuse(header.record_id, f"made {utc_text(header.created_ms)}, outside the window")
 
     def _introduce(self) -> None:
         """The first opening appends the authority-signed warrant, unless the log already has it."""
@@ -344,23 +372,14 @@ class WarrantKeySource:
         self._introduced = True
 
     def on_opened(self, record: Any) -> None:
-        """Call after decrypting and verifying, before writing anything: refuses a record whose
-        signed camera id or time the warrant does not cover, then logs the opening."""
+        """Call after decrypting and verifying, BEFORE writing anything: checks the record again
+        (``admit``), then appends a fsynced ``record-opened`` entry. Raises -> write nothing."""
+        self.admit(record)
         header = record.header
-        period = self.periods.get(header.recipient_key_id)
-        if period is None:
-            raise self._refuse(header.record_id, f"sealed to key {header.recipient_key_id}, which this warrant does not hold")
-        camera_id = getattr(record, "camera_id", None)
-        if camera_id != period.camera_id:
-            raise self._refuse(header.record_id, f"signed camera id {camera_id!r} is not the camera of its period key "
-                                                 f"({period.camera_id})")
-        created_ms = getattr(header, "created_ms", None)
-        if created_ms is not None and not self.warrant.in_window(int(created_ms)):
-            raise self._refuse(header.record_id, f"made {utc_text(created_ms)}, outside the window")
         self._introduce()
         self.log.append("record-opened", self.warrant.log_key, self.who, warrant_ref=self.warrant.reference,
                         warrant_id=self.warrant.warrant_id, records=[header.record_id],
-                        detail={"camera_id": camera_id, "key_id": header.recipient_key_id,
+                        detail={"camera_id": record.camera_id, "key_id": header.recipient_key_id,
                                 "device_key_id": getattr(header, "device_key_id", None)})
         self.opened.append(header.record_id)
 

@@ -81,11 +81,18 @@ def test_a_warrant_holds_only_its_period_keys_and_opens_only_its_window(setup):
     header, box = record(keyrings["cam-01"], "cam-01", inside)
     pair = source.key_for(header)
     assert nacl.public.SealedBox(pair.private).decrypt(box).startswith(b"face of ")
-    # the same camera an hour outside the window, same day and same period key: stays sealed
-    for outside in (inside - 3 * HOUR_MS, START_MS + DAY_MS + 14 * HOUR_MS, START_MS + DAY_MS + 15 * HOUR_MS):
+    source.admit(Opened(header, "cam-01"))
+    # the same camera after the window, same day and same period key: refused before decrypting
+    for outside in (START_MS + DAY_MS + 14 * HOUR_MS, START_MS + DAY_MS + 15 * HOUR_MS):
         late, _ = record(keyrings["cam-01"], "cam-01", outside)
         with pytest.raises(wr.NotCoveredError, match="outside the window"):
             source.key_for(late)
+    # an hour before: its coarse plaintext time cannot rule it out; its exact sealed time does
+    early, _ = record(keyrings["cam-01"], "cam-01", inside - 3 * HOUR_MS)
+    with pytest.raises(wr.NotCoveredError, match="outside the window"):
+        source.admit(Opened(early, "cam-01"))
+    with pytest.raises(wr.NotCoveredError, match="outside the window"):
+        source.on_opened(Opened(early, "cam-01"))
     # the next day (another period key) and another camera: the warrant does not hold the key
     for camera, created in (("cam-01", inside + DAY_MS), ("cam-02", inside)):
         other, _ = record(keyrings[camera], camera, created)

@@ -37,6 +37,36 @@ class Header:
     created_ms: int
 
 
+@dataclass(frozen=True)
+class Opened:
+    header: Header
+    camera_id: str
+
+
+class World(tuple):
+    def __repr__(self) -> str:  # keep hypothesis' report short
+        return "World(...)"
+
+
+HEADER_RESOLUTION_MS = 3_600_000  # records keep their creation time floored to an hour in the clear
+
+
+def open_through(source, camera, record_id, key_id, created_ms, box):
+    """What `snapseal open` does with a warrant: key_for on the plaintext header (coarse time), decrypt,
+    admit on the exact sealed time. Returns the plaintext, or None when refused."""
+    coarse = Header(record_id, key_id, created_ms // HEADER_RESOLUTION_MS * HEADER_RESOLUTION_MS)
+    try:
+        pair = source.key_for(coarse)
+    except wr.NotCoveredError:
+        return None
+    plaintext = nacl.public.SealedBox(pair.private).decrypt(box)
+    try:
+        source.admit(Opened(Header(record_id, key_id, created_ms), camera))
+    except wr.NotCoveredError:
+        return None
+    return plaintext
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("warrant-property")
@@ -50,7 +80,7 @@ def world(tmp_path_factory):
         path = root / f"{camera}.keyring"
         path.write_bytes(issued.blob)
         keyrings[camera] = load_keyring(path, camera, root / "auth" / "authority.pub", now_s=issued.start_ms / 1000)
-    yield root, authority, secret, keyrings
+    yield World((root, authority, secret, keyrings))
     secret.wipe()
 
 
@@ -102,18 +132,20 @@ def test_a_window_opens_exactly_its_cameras_records(world, data):
     for index, created_ms in enumerate(sorted(t for t in times if low <= t < high)):
         recipient = keyring.recipient_for(created_ms / 1000)
         box = nacl.public.SealedBox(recipient.key).encrypt(b"face")
-        header = Header(f"{index:032x}", recipient.key_id, created_ms)
+        record_id = f"{index:032x}"
+        opened = open_through(source, camera, record_id, recipient.key_id, created_ms, box)
         if start_ms <= created_ms < end_ms:
-            pair = source.key_for(header)
-            assert nacl.public.SealedBox(pair.private).decrypt(box) == b"face"
+            assert opened == b"face"
         else:
+            assert opened is None
+        if created_ms >= end_ms:  # after the window: refused before anything is decrypted
             with pytest.raises(wr.NotCoveredError):
-                source.key_for(header)
-            # and cryptographically: outside the warrant's periods no key it holds opens the box
-            if not any(p.contains_ms(created_ms) for p in overlapping):
-                for pair in warrant.keys.values():
-                    with pytest.raises(nacl.exceptions.CryptoError):
-                        nacl.public.SealedBox(pair.private).decrypt(box)
+                source.key_for(Header(record_id, recipient.key_id, created_ms))
+        if not any(p.contains_ms(created_ms) for p in overlapping):
+            # outside the warrant's periods: no key it holds opens the box, whatever the software does
+            for pair in warrant.keys.values():
+                with pytest.raises(nacl.exceptions.CryptoError):
+                    nacl.public.SealedBox(pair.private).decrypt(box)
         # the same moment on any other camera is never covered
         other = next(c for c in sorted(CAMERAS) if c != camera)
         if keyrings[other].period_at_ms(created_ms) is not None:
