@@ -183,3 +183,36 @@ def test_without_a_pinned_authority_the_keyrings_own_signature_is_still_checked(
     write(path, document)
     with pytest.raises(KeyringError, match="signature"):
         load_keyring(path, "cam-01", None, now_s=START_MS / 1000)
+
+
+def test_the_service_refuses_to_start_on_a_tampered_keyring_and_seals_with_a_good_one(tmp_path, signer):
+    """Through the daemon's own start-up path (service.load_recipient + the sealer)."""
+    import time as _time
+
+    from snapseal.daemon.config import load_config
+    from snapseal.daemon.records.layout import CropMeta, parse_header
+    from snapseal.daemon.records.seal import RecordSealer
+    from snapseal.daemon.service import load_recipient
+    from snapseal.daemon.keys import DeviceKeyPair
+
+    today_ms = int(_time.time() // 86400) * DAY_MS
+    document, privates = make_keyring(signer, days=3, start_ms=today_ms)
+    keyring_path, authority = tmp_path / "keyring.json", tmp_path / "authority.pub"
+    write(keyring_path, document)
+    write_authority(authority, signer)
+    config_path = tmp_path / "snapseal.toml"
+    config_path.write_text(f'[camera]\ncamera_id = "cam-01"\n[keys]\nkeyring = "{keyring_path}"\n'
+                           f'keyring_authority = "{authority}"\n')
+    _, keyring = load_recipient(load_config(config_path))
+    import numpy as np
+
+    sealer = RecordSealer(keyring, DeviceKeyPair.generate(), "cam-01", retention=86400.0)
+    now_s = today_ms / 1000 + DAY_S + 60
+    record = sealer.seal(np.zeros((64, 64), np.uint8), CropMeta(track_id=1, frame_time=now_s, box=(0, 0, 9, 9),
+                                                                score=None, scorer="default", model_id="m"), now=now_s)
+    assert parse_header(record).recipient_key_id == key_id_of(bytes(privates[1].public_key))
+    document["periods"][1][1] = document["periods"][0][1]
+    write(keyring_path, document)
+    with pytest.raises(SnapsealError) as caught:
+        load_recipient(load_config(config_path))
+    assert "signature" in str(caught.value) and "\n" not in str(caught.value)
