@@ -362,9 +362,13 @@ class WarrantKeySource:
             return
         known = False
         if self.log.exists():
-            known = any(entry.get("warrant_id") == self.warrant.warrant_id
-                        and entry.get("kind") in ("warrant-issued", "warrant-presented")
-                        for entry in read_entries(self.log.path))
+            try:
+                known = any(entry.get("warrant_id") == self.warrant.warrant_id
+                            and entry.get("kind") in ("warrant-issued", "warrant-presented")
+                            for entry in read_entries(self.log.path))
+            except (OSError, ValueError, AttributeError):
+                raise SnapsealError(f"{self.log.path}: the opening log is unreadable or garbled; run "
+                                    f"'snapseal log verify'; nothing opened") from None
         if not known:
             self.log.append("warrant-presented", self.warrant.log_key, self.who, warrant_ref=self.warrant.reference,
                             warrant_id=self.warrant.warrant_id, create=True,

@@ -306,3 +306,14 @@ def test_cli_shares_piped_on_stdin(setup, capsys, monkeypatch):
     assert cli("warrant", "issue", "--dir", root / "auth", "--camera", "cam-02", "--from", "2026-12-04",
                "--to", "2026-12-06", "--tz", "UTC", "--reference", "Case 9", "--out", root / "w2.warrant") == 0
     assert "2 period key(s)" in capsys.readouterr().out
+
+
+def test_a_garbled_log_stops_the_opening_in_one_line(setup):
+    root, authority, shares, keyrings = setup
+    issue(authority, shares, root / "w.warrant")
+    (root / "i.log").write_bytes(b"{garbage\n")
+    source = wr.open_warrant(root / "w.warrant", root / "i.log", at_ms=START_MS + 3 * DAY_MS)
+    header, _ = record(keyrings["cam-01"], "cam-01", START_MS + DAY_MS + 11 * HOUR_MS)
+    with pytest.raises(SnapsealError, match="garbled") as caught:
+        source.on_opened(Opened(header, "cam-01"))
+    assert "\n" not in str(caught.value) and (root / "i.log").read_bytes() == b"{garbage\n"
