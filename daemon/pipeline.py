@@ -31,6 +31,7 @@ from snapseal.daemon.types import Detection, FaceCrop, Frame
 
 log = logging.getLogger("snapseal.pipeline")
 
+FOLLOW_LIVE_TRACKS = 1 << 30  # the schedule follows every live track (the tracker ends lost ones)
 STAGES = ("capture", "detect", "track", "crop", "score", "choose", "seal")
 
 Cropper = Callable[[Frame, Detection], "FaceCrop | None"]
@@ -171,7 +172,8 @@ class Pipeline:
         t0 = time.perf_counter()
         detections = self.schedule.detect(frame.image_bgr, frame.index, self._predict)
         t1 = time.perf_counter()
-        step = self.tracker.update(detections, frame.index)
+        height, width = frame.image_bgr.shape[:2]
+        step = self.tracker.update(detections, frame.index, (width, height))
         t2 = time.perf_counter()
         self.times.add("detect", t1 - t0)
         self.times.add("track", t2 - t1)
@@ -189,7 +191,7 @@ class Pipeline:
 
     def _predict(self, frame_index: int):
         """The tracker's predicted boxes for the schedule's in-between frames."""
-        return self.tracker.predicted_boxes(frame_index, self.schedule.full_every)
+        return self.tracker.predicted_boxes(frame_index, FOLLOW_LIVE_TRACKS)
 
     def _choose(self, work: Callable[[], Any]) -> Any:
         """Run chooser work; book scoring (inline, or waiting for the worker) under "score" and

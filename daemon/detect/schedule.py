@@ -83,13 +83,14 @@ class DetectionSchedule:
         if not lost:
             return detections
         self.stats.lost += len(lost)
-        if self.window <= 0:
-            return self._full(image_bgr)
-        for index in lost:
-            self.stats.windows += 1
-            detections = _merge(detections, _detect_in_window(self.detector, image_bgr, boxes[index], self.window))
-        detections.sort(key=lambda d: -d.confidence)
-        return detections
+        if self.window > 0:
+            for index in lost:
+                self.stats.windows += 1
+                detections = _merge(detections, _detect_in_window(self.detector, image_bgr, boxes[index], self.window))
+            if not _unmatched(boxes[lost], detections):
+                detections.sort(key=lambda d: -d.confidence)
+                return detections
+        return self._full(image_bgr)  # still lost: the whole frame, as without a schedule
 
     def _due(self) -> bool:
         return self._since_full is None or self._since_full + 1 >= self.full_every

