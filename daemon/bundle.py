@@ -48,7 +48,7 @@ GRAPH_NAMES = ("encoder", "decoder", "forward_at_mean")
 GOLDEN_DIR = "golden"  # the bundle's selftest vectors, relative to the bundle
 GOLDEN_META = f"{GOLDEN_DIR}/golden.json"
 # The default bundle ships inside the package as data (``snapseal/bundles/default`` in a wheel;
-# the repository's ``bundles/default`` in a checkout or editable install).
+# the repository's ``bundles/default`` in an editable install), found through the import system.
 DEFAULT_BUNDLE_PACKAGE = "snapseal.bundles"
 DEFAULT_BUNDLE_NAME = "default"
 
@@ -65,10 +65,6 @@ def default_bundle_dir() -> Path:
         candidate = Path(location) / DEFAULT_BUNDLE_NAME
         if (candidate / MANIFEST).is_file():
             return candidate
-    # Transitional, until the package data is declared in pyproject.toml: a source checkout.
-    checkout = Path(__file__).resolve().parent.parent / "bundles" / DEFAULT_BUNDLE_NAME
-    if (checkout / MANIFEST).is_file():
-        return checkout
     raise SnapsealError(f"the default bundle ({DEFAULT_BUNDLE_PACKAGE.replace('.', '/')}/{DEFAULT_BUNDLE_NAME}) "
                         "is not installed with this snapseal: pass a bundle directory")
 

@@ -397,7 +397,10 @@ run_board "$base_python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
     || die "$base_python: Python 3.10 or newer needed"
 
 # The bundle's hardware section, read by the wheel's own bundle module (one definition).
-hardware=$(PYTHONPATH=$wheel run_board "$base_python" -m snapseal.daemon.bundle hardware "$bundle" 2>&1) \
+# From / so that no snapseal/ folder in the working directory shadows the wheel.
+wheel_path=$(realpath -- "$wheel")
+bundle_path=$(realpath -- "$bundle")
+hardware=$(cd / && PYTHONPATH=$wheel_path run_board "$base_python" -m snapseal.daemon.bundle hardware "$bundle_path" 2>&1) \
     || die "bundle $bundle: ${hardware#error: }"
 bundle_board="" bitfile="" hwh=""
 while IFS='=' read -r key value; do
@@ -446,7 +449,16 @@ venv=$prefix$VENV_DIR
 if [[ ! -x $venv/bin/python ]]; then
     if change "create venv $VENV_DIR (from $base_python)"; then
         created+=("$venv")
-        run_board "$base_python" -m venv --system-site-packages "$venv"
+        if [[ ${#emulator[@]} -eq 0 ]]; then
+            "$base_python" -m venv --system-site-packages "$venv"
+        else
+            # venv/ensurepip start pip in a child process, which qemu-user cannot run: bootstrap
+            # pip from the staged root's own pip wheel (Debian/Ubuntu python3-pip-whl) instead.
+            run_board "$base_python" -m venv --system-site-packages --without-pip "$venv"
+            pip_wheels=("$prefix"/usr/share/python-wheels/pip-*.whl)
+            [[ -f ${pip_wheels[0]} ]] || { echo "no pip wheel in $prefix/usr/share/python-wheels" >&2; false; }
+            run_board "$venv/bin/python" "${pip_wheels[0]}/pip" install --quiet --no-index "${pip_wheels[0]}"
+        fi
     fi
 fi
 if [[ -n $pynq_site ]]; then
@@ -503,7 +515,7 @@ if [[ ! -e $prefix$DEVICE_KEY ]]; then
     if change "generate the device signing key $DEVICE_KEY (snapseal keygen --device)"; then
         keydir=$(mktemp -d "$prefix$STATE_DIR/.keygen.XXXXXX")
         created+=("$keydir")
-        run_board "$venv/bin/python" -m snapseal.daemon.cli keygen --device --out "$keydir" >/dev/null
+        run_board "$venv/bin/python" "$venv/bin/snapseal" keygen --device --out "$keydir" >/dev/null
         [[ -f $keydir/device.key ]] || { echo "snapseal keygen wrote no device.key" >&2; false; }
         for key in device.key device.pub; do
             [[ -f $keydir/$key ]] || continue
