@@ -94,6 +94,26 @@ def open_video_capture(spec: SourceSpec) -> Any:
 
 CaptureFactory = Callable[[SourceSpec], Any]
 
+STILL_IMAGE_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"GIF8", "GIF"),
+                     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+STILL_IMAGE_SUFFIXES = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WebP",
+                        ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PGM"}
+
+
+def still_image_kind(path: Path) -> str | None:
+    """'JPEG', 'PNG', ... when ``path`` is a photo (by its first bytes or its suffix), else None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        head = b""
+    for magic, kind in STILL_IMAGE_MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return STILL_IMAGE_SUFFIXES.get(path.suffix.lower())
+
 
 def read_video_frames(path: str | Path) -> Iterator[Any]:
     """Every frame of a video file, in order (BGR arrays): for offline tools (evaluation, tracker
@@ -119,6 +139,7 @@ class CaptureStats:
     reopen_attempts: int = 0
     reconnects: int = 0
     gaps_s: list[float] = field(default_factory=list)  # how long each outage lasted
+    truncated: bool = False  # a file ended well before the frame count its container states
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +149,7 @@ class CaptureStats:
             "reopen_attempts": self.reopen_attempts,
             "reconnects": self.reconnects,
             "gap_total_s": round(sum(self.gaps_s), 3),
+            "truncated": self.truncated,
         }
 
 
@@ -172,6 +194,10 @@ class FileSource:
         path = Path(str(spec.target))
         if not path.is_file():
             raise SnapsealError(f"video source {path} does not exist or is not a file")
+        still = still_image_kind(path)
+        if still:
+            raise SnapsealError(f"video source {path} is a still image ({still}), not a video: give a video file, "
+                                f"a camera (0, /dev/videoN) or a stream URL")
         self._capture = capture_factory(spec)
         if not _opened(self._capture):
             raise SnapsealError(f"video source {path} cannot be opened as a video")
@@ -180,6 +206,12 @@ class FileSource:
             self._capture.release()
             raise SnapsealError(f"video source {path} has no readable frames")
         self._start = time.time() if start_time is None else start_time
+        try:
+            count = float(self._capture.get(7) or 0.0)  # cv2.CAP_PROP_FRAME_COUNT (from the container)
+        except Exception:  # noqa: BLE001 - a backend without it
+            count = 0.0
+        self.expected_frames = int(count) if 0 < count < 1e9 else None
+        self.read_error = False
         fps = float(self._capture.get(5) or 0.0)  # cv2.CAP_PROP_FPS
         self.fps = fps if 0.0 < fps < 1000.0 else 25.0
         self._ended = False
@@ -219,8 +251,10 @@ class FileSource:
                     ok, image = self._capture.read()
                 except Exception:  # noqa: BLE001 - a decoder error ends the file like EOF does
                     log.warning("video source %s: read failed after %d frames", self.spec.describe(), index)
+                    self.read_error = True
                     ok, image = False, None
                 if not ok or image is None:
+                    self._warn_if_short(index)
                     break
                 if not self._put((image, self._offset_s(index))):
                     return
@@ -228,6 +262,20 @@ class FileSource:
         finally:
             self._capture.release()
             self._put(_END)
+
+    def _warn_if_short(self, frames: int) -> None:
+        """The container said how many frames the file has; far fewer decoded: it is damaged."""
+        expected = self.expected_frames
+        if expected and frames < expected - max(2, expected // 100):
+            self.truncated = self.stats.truncated = True
+            log.warning("video source %s ended after %d of its %d frames: the rest does not decode (file damaged "
+                        "or cut short)", self.spec.describe(), frames, expected,
+                        extra={"fields": {"event": "video_truncated", "frames": frames, "expected_frames": expected}})
+
+    truncated = False
+
+    def waiting_for(self) -> str | None:
+        return None
 
     def read(self, timeout: float = 0.5) -> Frame | None:
         if self._ended:
@@ -273,7 +321,8 @@ class LiveSource:
 
     def __init__(self, spec: SourceSpec, capture_factory: CaptureFactory = open_video_capture,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
-                 failures_before_reopen: int = 3, clock: Callable[[], float] = time.time) -> None:
+                 failures_before_reopen: int = 3, clock: Callable[[], float] = time.time,
+                 wait_at_start: bool = False) -> None:
         self.spec = spec
         self.stats = CaptureStats()
         self.backoff_delays_s: list[float] = []  # every wait before a reopen attempt, for tests and logs
@@ -283,8 +332,18 @@ class LiveSource:
         self._failures_before_reopen = failures_before_reopen
         self._clock = clock
         self._capture = capture_factory(spec)
+        self._gap_started: float | None = None
         if not _opened(self._capture):
-            raise SnapsealError(f"camera source {spec.describe()} cannot be opened")
+            if not wait_at_start:
+                raise SnapsealError(f"camera source {spec.describe()} cannot be opened")
+            # At boot the camera may come up after the service: wait for it with the same backoff
+            # as a camera lost later (the watchdog is pinged meanwhile; STATUS says we wait).
+            if self._capture is not None:
+                self._capture.release()
+            self._capture = None
+            self._gap_started = clock()
+            log.warning("camera %s is not available at start; waiting for it (reopen with backoff up to %.0f s)",
+                        spec.describe(), backoff_max_s)
         self._condition = threading.Condition()
         self._latest: Frame | None = None
         self._stop = threading.Event()
@@ -292,10 +351,14 @@ class LiveSource:
         self._thread = threading.Thread(target=self._reader, name="snapseal-capture", daemon=True)
         self._thread.start()
 
+    def waiting_for(self) -> str | None:
+        """The camera's name while it is closed and being reopened with backoff, else None."""
+        return self.spec.describe() if self._capture is None and not self._stop.is_set() else None
+
     def _reader(self) -> None:
         failures = 0
         backoff = self._backoff_initial
-        gap_started: float | None = None
+        gap_started: float | None = self._gap_started
         while not self._stop.is_set():
             if self._capture is None:
                 self.backoff_delays_s.append(backoff)
@@ -361,9 +424,10 @@ class LiveSource:
 
 
 def open_source(text: str, capture_factory: CaptureFactory = open_video_capture,
-                reconnect_max_s: float = 30.0, realtime: bool = False) -> FileSource | LiveSource:
-    """Open a ``--source`` string; an unreadable source is a one-line ``SnapsealError``."""
+                reconnect_max_s: float = 30.0, realtime: bool = False, wait_at_start: bool = True) -> FileSource | LiveSource:
+    """Open a ``--source`` string; an unreadable file is a one-line ``SnapsealError``. A camera or
+    stream that is not there yet is waited for (``wait_at_start``), as one lost later is."""
     spec = parse_source(text)
     if spec.is_live:
-        return LiveSource(spec, capture_factory, backoff_max_s=reconnect_max_s)
+        return LiveSource(spec, capture_factory, backoff_max_s=reconnect_max_s, wait_at_start=wait_at_start)
     return FileSource(spec, capture_factory, realtime=realtime)

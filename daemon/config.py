@@ -190,6 +190,13 @@ class StoreConfig:
                               minimum=0, maximum=10_000_000, minimum_open=True)
     purge_interval_min: float = setting(10.0, "float", "how often the running daemon deletes expired records",
                                         minimum=0, maximum=1440, minimum_open=True)
+    provisional_interval_s: float = setting(5.0, "float", "a track in view keeps a sealed provisional record; "
+                                            "it is rewritten with a better crop at most this often (seconds)",
+                                            minimum=0, maximum=3600)
+    pending_max_records: int = setting(256, "int", "sealed records kept in memory while the store refuses writes "
+                                       "(then the oldest is lost, and counted)", minimum=1, maximum=100_000)
+    header_resolution_s: int = setting(3600, "int", "granularity of the plaintext created/expires times of a record "
+                                       "(seconds; the exact time is sealed inside)", minimum=1, maximum=86400)
 
 
 @dataclass(frozen=True)

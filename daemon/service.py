@@ -15,7 +15,7 @@ from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.pipeline import Pipeline, RunSummary
 from snapseal.daemon.scoring.base import warm_up
 from snapseal.daemon.sink import SealingSink
-from snapseal.daemon.systemd import SystemdNotifier, stop_on_signals
+from snapseal.daemon.systemd import SystemdNotifier, harden_process, stop_on_signals
 
 log = logging.getLogger("snapseal.service")
 
@@ -76,6 +76,7 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     from snapseal.daemon.scoring.dedupe import NearDuplicateFilter
     from snapseal.daemon.track import make_tracker
 
+    harden_process()  # before any secret is loaded: no core file holds the device key or a crop
     store_dir = require(config, "store.dir", "--store")
     recipient, keyring = load_recipient(config)
     device_key = load_device_key(config, ephemeral_device_key)
@@ -126,10 +127,19 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     return BuiltPipeline(pipeline, describe, keyring)
 
 
-def status_line(summary: RunSummary, keyring: Any = None) -> str:
+def status_line(summary: RunSummary, keyring: Any = None, sink: Any = None, waiting: str | None = None) -> str:
     line = (f"{summary.frames} frames, {summary.fps:.1f} fps, {len(summary.sealed_tracks())} tracks sealed, "
             f"{summary.records_written} records")
+    if sink is not None and hasattr(sink, "status"):
+        line += f" ({sink.status()})"
+    if waiting:
+        line = f"waiting for camera {waiting}; {line}"
     return line if keyring is None else f"{line}; {keyring.status()}"
+
+
+def _waiting_for(source: Any) -> str | None:
+    waiting = getattr(source, "waiting_for", None)
+    return waiting() if callable(waiting) else None
 
 
 def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
@@ -141,9 +151,17 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
     previous_tick = pipeline.on_tick
 
     keyring = built.keyring
+    sink = pipeline.sink
+    if hasattr(sink, "attach") and getattr(sink, "chooser", None) is None:
+        sink.attach(pipeline.chooser, pipeline.tracker)  # provisional records of tracks still in view
 
     def tick(summary: RunSummary) -> None:
-        notifier.tick(lambda: status_line(summary, keyring))
+        waiting = _waiting_for(pipeline.source)
+        # The watchdog hears from us only while frames arrive or we knowingly wait for a camera.
+        notifier.tick(lambda: status_line(summary, keyring, sink, waiting), progress=summary.frames,
+                      waiting=waiting is not None)
+        if hasattr(sink, "tick"):
+            sink.tick()
         if keyring is not None:
             keyring.warn_if_low()  # rate-limits its own warnings
         if previous_tick is not None:
@@ -158,6 +176,17 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
     finally:
         notifier.stopping("stopping: sealed open tracks")
         notifier.close()
-    log.info("snapseal stopped: %s", status_line(summary, keyring),
-             extra={"fields": {"summary": {k: v for k, v in summary.as_dict().items() if k != "tracks"}}})
+    stats = getattr(sink, "stats", None)
+    if stats is not None:  # what reached the disk, beside what was sealed
+        counts = {"records_stored": stats.records_stored, "records_lost": stats.records_lost,
+                  "records_queued": len(getattr(sink, "pending", []))}
+        for name, value in counts.items():
+            if not getattr(summary, name, 0):
+                setattr(summary, name, value)
+        if stats.records_lost:
+            log.error("%d record(s) lost: %s", stats.records_lost, "; ".join(stats.lost_reasons[:5]))
+    fields = {k: v for k, v in summary.as_dict().items() if k != "tracks"}
+    if stats is not None:
+        fields["sink"] = {k: v for k, v in stats.as_dict().items() if k != "lost_reasons"}
+    log.info("snapseal stopped: %s", status_line(summary, keyring, sink), extra={"fields": {"summary": fields}})
     return summary

@@ -5,6 +5,12 @@
   written straight to ``$NOTIFY_SOCKET`` with the socket module.
 - SIGTERM / SIGINT set a stop event: capture stops, queued crops are scored, the best crop of
   every open track that met the minimum length is sealed, then the run returns (exit 0).
+- The watchdog is pinged only while the pipeline makes progress (a frame since the last ping)
+  or while it knowingly waits for a camera (STATUS then says so): a stalled stream that delivers
+  nothing stops the pings and systemd restarts the service.
+- ``harden_process()`` at start: not dumpable (no core file, no ptrace by other users' tools)
+  and a core size limit of 0, wherever the daemon runs: a core would hold the device's signing
+  seed and decodable face crops.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class SystemdNotifier:
             self.watchdog_interval_s = int(usec) / 1e6 / 2.0
         self._next_watchdog = 0.0
         self._next_status = 0.0
+        self._progress_at_ping: int | None = -1
         self._socket: socket.socket | None = None
         if self.address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -62,10 +69,15 @@ class SystemdNotifier:
     def ready(self, status: str) -> None:
         self.notify(READY=1, STATUS=status)
 
-    def tick(self, status: Callable[[], str]) -> None:
-        """Called from the processing loop: a hung loop stops the pings, and systemd restarts us."""
+    def tick(self, status: Callable[[], str], progress: int | None = None, waiting: bool = False) -> None:
+        """Called from the processing loop: a hung loop stops the pings, and systemd restarts us.
+
+        ``progress`` (e.g. frames processed): the watchdog is pinged only when it moved since the
+        last ping, or while ``waiting`` (knowingly waiting for a camera); None pings regardless."""
         now = self._clock()
-        if self.watchdog_interval_s is not None and now >= self._next_watchdog:
+        progressing = progress is None or waiting or progress != self._progress_at_ping
+        if self.watchdog_interval_s is not None and progressing and now >= self._next_watchdog:
+            self._progress_at_ping = progress
             self.notify(WATCHDOG=1)
             self._next_watchdog = now + self.watchdog_interval_s
         if now >= self._next_status:
@@ -80,6 +92,34 @@ class SystemdNotifier:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+PR_SET_DUMPABLE = 4
+PR_GET_DUMPABLE = 3
+
+
+def harden_process() -> dict[str, Any]:
+    """Make this process non-dumpable and set its core limit to 0; returns what was done (for a
+    test and the start log). Best effort where the OS lacks prctl (not Linux): the rlimit still."""
+    done: dict[str, Any] = {"dumpable": None, "core_limit": None}
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        done["core_limit"] = resource.getrlimit(resource.RLIMIT_CORE)
+    except (ImportError, ValueError, OSError) as error:
+        log.warning("cannot set the core size limit to 0: %s", error)
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+        done["dumpable"] = int(libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
+    except (OSError, AttributeError) as error:
+        log.warning("cannot make the process non-dumpable: %s", error)
+    return done
 
 
 @contextmanager
