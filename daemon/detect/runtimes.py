@@ -147,6 +147,8 @@ class NcnnNet:
         self._net = ncnn.Net()
         options = self._net.opt
         options.num_threads = int(num_threads) if num_threads else 1
+        # No spinning between layers: the scoring worker shares the cores (ncnn's default spins 20 ms).
+        options.openmp_blocktime = 0
         options.use_fp16_packed = options.use_fp16_storage = options.use_fp16_arithmetic = False
         options.use_bf16_storage = False
         options.use_vulkan_compute = False

@@ -22,6 +22,11 @@ scoring a crop whose mean absolute difference to the track's last scored crop is
 many grey levels (``daemon/scoring/dedupe.py``): the figures then show what it costs.
 Raw numbers go to ``build/bench/detector-selection.json``.
 
+    python -m snapseal.eval.bench.detector --host [--batch 16]
+
+Host mode: per-crop time of each host scoring term and of the FPGA stream packing, the current
+form beside the reference form it replaced.
+
     python -m snapseal.eval.bench.detector --pipeline VARIANT [VARIANT ...] [--rounds 3] [--frames 300]
 
 Pipeline mode: the whole daemon (service.build_pipeline: decode, detect, track, crop, score on
@@ -230,6 +235,49 @@ def _print_row(row: dict) -> None:
               f"{100 * figures['within_5pct']:.0f} %  ({figures['tracks']} tracks)", flush=True)
 
 
+# -- host work per crop ------------------------------------------------------------------------
+
+def host(args: argparse.Namespace) -> int:
+    """Per-crop host time of each scoring term and of the FPGA stream packing, the current form
+    beside the reference form it replaced (same results: tests/daemon/test_detect_host_work.py)."""
+    from snapseal.daemon.accel import fpga
+    from snapseal.daemon.scoring import features
+
+    rng = np.random.default_rng(0)
+    grey = cv2.cvtColor(_frame(args.image), cv2.COLOR_BGR2GRAY)
+    crops = np.stack([cv2.resize(grey[y:y + 160, x:x + 160], (64, 64)) for y in range(0, 320, 40)
+                      for x in range(0, 480, 60)])[:args.batch]
+    n = len(crops)
+    pixels = crops.reshape(n, 64, 64, 1)
+    decoder_out = rng.integers(-(1 << 15), 1 << 15, (n, 64, 64, 2), dtype=np.int64)
+    packed_out = fpga._pack_bit_planes(decoder_out, 16)
+    odd = rng.integers(-(1 << 12), 1 << 12, (n, 64, 64, 2), dtype=np.int64)
+    packed_odd = fpga._pack_bit_planes(odd, 13)
+    cases = [
+        ("noise term (int16 batch)", lambda: features.flat_region_noise_sigma(crops)),
+        ("noise term (reference, float64 cv2)", lambda: features.reference_flat_region_noise_sigma(crops)),
+        ("Laplacian variance", lambda: features.laplacian_variance(crops)),
+        ("contrast", lambda: features.contrast(crops)),
+        ("PNG bits", lambda: features.png_bits(crops)),
+        ("pack UINT8 input (byte copy)", lambda: fpga.pack_finn(pixels, "UINT8")),
+        ("pack UINT8 input (bit planes)", lambda: fpga._pack_bit_planes(pixels.astype(np.int64), 8)),
+        ("unpack INT16 output (view)", lambda: fpga.unpack_finn(packed_out, "INT16", decoder_out.shape)),
+        ("unpack INT16 output (bit planes)", lambda: fpga._unpack_bit_planes(packed_out, 16, True, 2)),
+        ("unpack INT13 output (64-bit words)", lambda: fpga.unpack_finn(packed_odd, "INT13", odd.shape)),
+        ("unpack INT13 output (bit planes)", lambda: fpga._unpack_bit_planes(packed_odd, 13, True, 2)),
+    ]
+    print(f"host work per crop, batch of {n} crops (median of {args.repeats}):")
+    for label, work in cases:
+        work()
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        print(f"  {label:40s} {1e6 * statistics.median(times) / n:9.1f} us/crop", flush=True)
+    return 0
+
+
 # -- pipeline mode -----------------------------------------------------------------------------
 
 def _variant_overrides(text: str) -> dict:
@@ -302,11 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pyramid", nargs="+", default=["area", "linear"])
     parser.add_argument("--selection", nargs="+", metavar="VARIANT", help="runtime:pyramid:k[:dedupe] ...")
     parser.add_argument("--walkby-seeds", type=int, default=3)
+    parser.add_argument("--host", action="store_true", help="host work per crop: scoring terms, FPGA packing")
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--pipeline", nargs="+", metavar="VARIANT", help="runtime:pyramid:k[:dedupe] or a board name")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=300)
     args = parser.parse_args(argv)
     try:
+        if args.host:
+            return host(args)
         if args.pipeline:
             return pipeline(args)
         return selection(args) if args.selection else speed(args)
