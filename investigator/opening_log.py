@@ -125,8 +125,11 @@ class OpeningLog:
         size = os.fstat(fd).st_size
         if size == 0:
             return 0, GENESIS_PREV
-        chunk = min(size, MAX_LINE_BYTES)
+        chunk = min(size, 65536)
         data = os.pread(fd, chunk, size - chunk)
+        while b"\n" not in data[:-1] and chunk < min(size, MAX_LINE_BYTES):  # the last line is longer
+            chunk = min(size, MAX_LINE_BYTES, chunk * 4)
+            data = os.pread(fd, chunk, size - chunk)
         if not data.endswith(b"\n"):
             raise SnapsealError(f"{self.path}: the last entry of the opening log is torn (no newline); "
                                 f"run 'snapseal log verify' and repair by hand before anything else is appended")

@@ -167,3 +167,11 @@ def test_appending_to_a_missing_log_is_refused_unless_creating(tmp_path, keys):
     assert not (tmp_path / "none.log").exists()
     with pytest.raises(SnapsealError, match="not found"):
         verify_log(tmp_path / "none.log", bytes(keys[0].verify_key))
+
+
+def test_entries_longer_than_the_tail_read_chain_correctly(log, keys):
+    authority, custodian = keys
+    log.append("keyring-issued", authority, "big", detail={"key_ids": [f"{i:016x}" for i in range(20000)]})
+    log.append("keys-destroyed", custodian, "after the big one")
+    check = verify_log(log.path, bytes(authority.verify_key))
+    assert check.ok and check.entries == 8 and len(lines_of(log.path)[-2]) > 300_000
