@@ -210,3 +210,50 @@ def test_close_stops_the_reader_thread():
     source.close()
     assert source.ended
     assert not any(t.name == "snapseal-capture" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_photo_as_source_is_an_error_not_a_silent_empty_run(tmp_path):
+    photo = tmp_path / "face.jpg"
+    cv2.imwrite(str(photo), np.zeros((32, 32, 3), np.uint8))
+    renamed = tmp_path / "face.avi"
+    renamed.write_bytes(photo.read_bytes())
+    for path in (photo, renamed):
+        with pytest.raises(SnapsealError, match="is a still image \\(JPEG\\), not a video"):
+            open_source(str(path))
+    png = tmp_path / "face.png"
+    cv2.imwrite(str(png), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(SnapsealError, match="still image \\(PNG\\)"):
+        open_source(str(png))
+
+
+def test_a_video_cut_short_says_so(tmp_path, caplog):
+    clip = write_clip(tmp_path / "clip.avi", n_frames=40)
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])  # damaged midway: the container still says 40 frames
+    source = open_source(str(clip))
+    frames = _drain(source)
+    assert 0 < len(frames) < 40
+    assert source.stats.truncated and source.stats.as_dict()["truncated"]
+    assert any("ended after" in r.getMessage() and "of its 40 frames" in r.getMessage() for r in caplog.records)
+    whole = open_source(str(write_clip(tmp_path / "whole.avi", n_frames=12)))
+    assert len(_drain(whole)) == 12 and not whole.stats.truncated
+
+
+def test_a_camera_missing_at_start_is_waited_for_with_backoff():
+    cameras = [FakeCamera(opened=False), FakeCamera(opened=False), FakeCamera()]
+
+    def factory(spec):
+        return cameras.pop(0) if cameras else FakeCamera()
+
+    source = open_source("0", capture_factory=factory, reconnect_max_s=0.05)
+    try:
+        assert isinstance(source, LiveSource) and source.waiting_for() == "0"
+        frame = None
+        for _ in range(200):
+            frame = source.read(timeout=0.05)
+            if frame is not None:
+                break
+        assert frame is not None and source.waiting_for() is None
+        assert source.stats.reopen_attempts >= 2 and source.stats.reconnects == 1
+    finally:
+        source.close()

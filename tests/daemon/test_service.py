@@ -118,3 +118,46 @@ def test_a_full_store_keeps_sealed_records_and_retries_after_purge(tmp_path):
     sink.purge_expired()
     assert {h.header.record_id for h in list_headers(tmp_path / "store")} == set(ids)
     assert sink.pending == []
+
+
+def test_watchdog_is_pinged_only_while_frames_arrive_or_a_camera_is_awaited(notify_socket):
+    path, server = notify_socket
+    now = [0.0]
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}, clock=lambda: now[0])
+    pings = []
+    for frames, waiting in [(1, False), (2, False), (2, False), (2, False), (2, True), (3, False)]:
+        notifier.tick(lambda: "s", progress=frames, waiting=waiting)
+        now[0] += 1.0
+    got = messages(server)
+    pings = sum(1 for m in got if "WATCHDOG" in m)
+    # ticks at t=0 (1 frame), t=1 (2 frames), t=2..3 (stalled: no ping), t=4 (waiting: ping), t=5 (3 frames)
+    assert pings == 4
+    notifier.close()
+
+
+def test_status_says_when_we_wait_for_a_camera_and_what_was_lost(tmp_path):
+    from snapseal.daemon.pipeline import RunSummary
+    from snapseal.daemon.service import status_line
+
+    sealer = RecordSealer(InvestigatorKeyPair.generate().public, DeviceKeyPair.generate(), "cam", 3600.0)
+    sink = SealingSink(sealer, RecordStore(tmp_path / "s", quota_bytes=100), model_id="m")
+    for i in range(2):
+        sink.write(choice(i))
+    sink.close()
+    line = status_line(RunSummary(frames=5), sink=sink, waiting="/dev/video0")
+    assert line.startswith("waiting for camera /dev/video0") and "2 LOST" in line
+
+
+def test_the_process_is_not_dumpable_and_has_no_core_limit():
+    import subprocess
+    import sys
+
+    script = ("import resource, ctypes, ctypes.util\n"
+              "resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+              "from snapseal.daemon.systemd import harden_process\n"
+              "done = harden_process()\n"
+              "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+              "print(libc.prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE), done['dumpable'])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "(0,", "0)", "0"]
