@@ -52,7 +52,11 @@ class TrackerStep:
 class Tracker(Protocol):
     name: str
 
-    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep: ...
+    def update(self, detections: Sequence[Detection], frame_index: int,
+               frame_size: tuple[int, int] | None = None) -> TrackerStep:
+        """``frame_size`` (width, height), when known, lets a tracker tell a face coming in at
+        the frame's edge from one re-appearing inside it."""
+        ...
 
     def finish(self) -> list[TrackInfo]:
         """End every open track (end of the source, or shutdown)."""
@@ -157,7 +161,8 @@ class DistanceTracker:
         self._tracks: list[_TrackState] = []
         self._next_id = 1
 
-    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep:
+    def update(self, detections: Sequence[Detection], frame_index: int,
+               frame_size: tuple[int, int] | None = None) -> TrackerStep:
         boxes = box_array(detections)
         track_boxes = np.array([t.box for t in self._tracks]).reshape(-1, 4)
         pairs = greedy_match(normalized_center_distance(track_boxes, boxes), self.max_distance)
@@ -275,9 +280,12 @@ class IouTracker:
     ``reid_lateral`` box sizes of the path the track was on (from where it was last seen
     along its last velocity), having moved on at ``reid_speed`` (low, high) times that speed
     for the frames it was gone (a walker slows down, stops or hurries a little; nobody jumps
-    back), at about its size (``reid_size_ratio``). Only a track that was long enough
-    to seal is kept lost; it ends ``max_lost_frames`` after it was last seen. A face that
-    stood still is found again near where it was.
+    back), at about the size it has grown to at its last rate (``reid_size_ratio``). Only a track that was long enough
+    to seal is kept lost; it ends ``max_lost_frames`` after it was last seen. A face that first
+    shows within half a box of the frame's edge (when ``update`` is given the frame's size) is
+    someone coming in, never a re-appearance: a person who turned away and walked out
+    is not found again in the next one to enter. A face that stood still is found again near
+    where it was.
     """
 
     name = "iou"
@@ -286,7 +294,7 @@ class IouTracker:
                  max_distance: float = 0.6, max_size_ratio: float = 1.4, coast_frames: int = 8,
                  max_motion_d2: float = 9.21, lost_reach: float = 1.5, max_lost_frames: int = 100,
                  reid_lateral: float = 0.5, reid_speed: tuple[float, float] = (0.15, 1.5),
-                 reid_size_ratio: float = 1.2) -> None:
+                 reid_size_ratio: float = 1.2, reid_max_growth: float = 1.25) -> None:
         self.max_age = max_age_frames
         self.min_length = min_length_frames
         self.min_iou = min_iou
@@ -299,7 +307,9 @@ class IouTracker:
         self.reid_lateral = reid_lateral
         self.reid_speed = reid_speed
         self.reid_size_ratio = reid_size_ratio
-        self._velocity: dict[int, np.ndarray] = {}  # centre velocity (px/frame) at the last match
+        self.reid_max_growth = reid_max_growth  # the size extrapolation is trusted this far
+        self._velocity: dict[int, np.ndarray] = {}  # (vx, vy, vw, vh) px/frame at the last match
+        self._frame_size: tuple[int, int] | None = None  # (width, height) of the frame being tracked
         self._tracks: list[_TrackState] = []
         self._filters: dict[int, _KalmanBox] = {}
         self._predicted_at: dict[int, int] = {}
@@ -325,8 +335,10 @@ class IouTracker:
             boxes.append(kf.box())
         return np.array(boxes).reshape(-1, 4)
 
-    def update(self, detections: Sequence[Detection], frame_index: int) -> TrackerStep:
+    def update(self, detections: Sequence[Detection], frame_index: int,
+               frame_size: tuple[int, int] | None = None) -> TrackerStep:
         boxes = box_array(detections)
+        self._frame_size = frame_size
         predicted = self._predicted_boxes(frame_index)
         ious = iou_matrix(predicted, boxes)
         ratios = size_ratio(predicted, boxes)
@@ -352,8 +364,7 @@ class IouTracker:
                                       boxes, frame_index)
         for t_index, _ in revived:  # the filter restarts where the face is again, with its old velocity
             track = self._tracks[t_index]
-            self._filters[track.track_id].x[4:6] = self._velocity.get(track.track_id, np.zeros(2))
-            self._filters[track.track_id].x[6:8] = 0.0
+            self._filters[track.track_id].x[4:8] = self._velocity.get(track.track_id, np.zeros(4))
         pairs += revived
         track_ids = [0] * len(detections)
         for t_index, d_index in pairs:
@@ -361,7 +372,7 @@ class IouTracker:
             self._filters[track.track_id].correct(boxes[d_index])
             gap = max(frame_index - track.last_frame, 1)
             if gap == 1 or track.hits < 2:
-                self._velocity[track.track_id] = self._filters[track.track_id].x[4:6].copy()
+                self._velocity[track.track_id] = self._filters[track.track_id].x[4:8].copy()
             track.box = boxes[d_index]
             track.last_frame = frame_index
             track.hits += 1
@@ -389,17 +400,30 @@ class IouTracker:
         """(lost track, detection) pairs the motion model accepts (see the class's doc)."""
         if not lost or not free:
             return []
-        cost = np.full((len(lost), len(free)), np.inf)
         centres = (boxes[free, :2] + boxes[free, 2:]) / 2.0
         sizes = np.maximum(boxes[free, 2] - boxes[free, 0], boxes[free, 3] - boxes[free, 1])
+        if self._frame_size is not None:  # entering at an edge: a new person, never a re-appearance
+            width, height = self._frame_size
+            margin = 0.5 * sizes
+            inside = ((boxes[free, 0] > margin) & (boxes[free, 1] > margin)
+                      & (boxes[free, 2] < width - margin) & (boxes[free, 3] < height - margin))
+            keep = [i for i, ok in enumerate(inside) if ok]
+            if not keep:
+                return []
+            free, centres, sizes = [free[i] for i in keep], centres[keep], sizes[keep]
+        cost = np.full((len(lost), len(free)), np.inf)
         for row, t_index in enumerate(lost):
             track = self._tracks[t_index]
             last = track.box
             size = max(last[2] - last[0], last[3] - last[1], 1.0)
             origin = (last[:2] + last[2:]) / 2.0
-            velocity = self._velocity.get(track.track_id, np.zeros(2))
+            motion = self._velocity.get(track.track_id, np.zeros(4))
+            velocity = motion[:2]
             speed = float(np.hypot(*velocity))
             gap = frame_index - track.last_frame
+            # the size it has grown (or shrunk) to at its last rate: a face nearing the camera
+            grown = max(last[2] - last[0] + motion[2] * gap, last[3] - last[1] + motion[3] * gap, 1.0)
+            expected = min(max(grown, size / self.reid_max_growth), size * self.reid_max_growth)
             offset = centres - origin
             if speed * gap < 0.5 * size:  # it stood still: near where it was
                 along, across = np.zeros(len(free)), np.hypot(offset[:, 0], offset[:, 1])
@@ -411,7 +435,7 @@ class IouTracker:
                 low, high = self.reid_speed
                 ok = (along >= low * speed * gap) & (along <= high * speed * gap + 0.5 * size)
                 ok &= across <= self.reid_lateral * size
-            ratio = np.maximum(sizes, size) / np.maximum(np.minimum(sizes, size), 1e-9)
+            ratio = np.maximum(sizes, expected) / np.maximum(np.minimum(sizes, expected), 1e-9)
             ok &= ratio <= self.reid_size_ratio
             cost[row, ok] = (across[ok] / size) + 0.01 * gap
         return [(lost[r], free[c]) for r, c in greedy_match(cost, 1e9)]
@@ -421,7 +445,9 @@ class IouTracker:
         # until max_lost.
         def over(track: _TrackState) -> bool:
             unseen = frame_index - track.last_frame
-            return unseen > self.max_lost or (unseen > self.max_age and track.hits < self.min_length)
+            if unseen > self.max_lost or (unseen > self.max_age and track.hits < self.min_length):
+                return True
+            return False
 
         ended = [t for t in self._tracks if over(t)]
         self._tracks = [t for t in self._tracks if not over(t)]

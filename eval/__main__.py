@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="the float twin (default build/train/float/last.pt)")
     parser.add_argument("--no-vae", action="store_true", help="baselines only")
     parser.add_argument("--no-video", action="store_true", help="skip frame selection on video")
+    parser.add_argument("--only", choices=("erc", "selection"), default=None,
+                        help="run one part: the error-versus-reject tables or frame selection on video")
+    parser.add_argument("--scenes", default="yaw,depth,occlusion,lowlight",
+                        help="harder scenes beside the walk-by for frame selection (eval/scenes/hard.py); '' = none")
+    parser.add_argument("--scene-seeds", type=int, default=2, help="seeds per harder scene")
     parser.add_argument("--degrade-seeds", type=int, default=3,
                         help="seeds per random degradation (motion direction, noise, occluder, shift)")
     parser.add_argument("--walkby-seeds", type=int, default=3,
@@ -79,71 +84,74 @@ def _run(args: argparse.Namespace) -> int:
     for line in methods.missing:
         print(f"eval: not available: {line}", flush=True)
 
-    if args.folder is not None:
-        eval_set = dataset.folder_set(args.folder, args.recognizer_sees, args.max_identities,
-                                      args.max_per_identity, progress=progress)
-        tag, section, title = "folder", "folder", f"Error-versus-reject on a user folder ({args.folder.name})"
-        command = f"`python -m snapseal.eval --folder {args.folder} --recognizer-sees {args.recognizer_sees}`"
-    else:
-        eval_set = _offline_set(args, progress)
-        tag, section, title = "offline", "eval", "Error-versus-reject on the offline faces"
-        command = "`make eval` (`python -m snapseal.eval`)"
-    print(f"eval: {len(eval_set.references)} identities, {len(eval_set.probes)} probes {eval_set.conditions()}", flush=True)
+    if args.only != "selection":
+        if args.folder is not None:
+            eval_set = dataset.folder_set(args.folder, args.recognizer_sees, args.max_identities,
+                                          args.max_per_identity, progress=progress)
+            tag, section, title = "folder", "folder", f"Error-versus-reject on a user folder ({args.folder.name})"
+            command = f"`python -m snapseal.eval --folder {args.folder} --recognizer-sees {args.recognizer_sees}`"
+        else:
+            eval_set = _offline_set(args, progress)
+            tag, section, title = "offline", "eval", "Error-versus-reject on the offline faces"
+            command = "`make eval` (`python -m snapseal.eval`)"
+        print(f"eval: {len(eval_set.references)} identities, {len(eval_set.probes)} probes {eval_set.conditions()}", flush=True)
 
-    experiment = run_erc(eval_set, embedders, methods, progress=progress)
-    # the same methods on the references, for the per-degradation diagnosis
-    references = dataset.EvalSet("references", "", {}, [eval_set.references[i] for i in sorted(eval_set.references)])
-    reference_scores = score_probes(references, methods, progress=False)
-    ranking = degradation_ranking(eval_set, experiment.scores, reference_scores) if args.folder is None else {}
+        experiment = run_erc(eval_set, embedders, methods, progress=progress)
+        # the same methods on the references, for the per-degradation diagnosis
+        references = dataset.EvalSet("references", "", {}, [eval_set.references[i] for i in sorted(eval_set.references)])
+        reference_scores = score_probes(references, methods, progress=False)
+        ranking = degradation_ranking(eval_set, experiment.scores, reference_scores) if args.folder is None else {}
 
-    from snapseal.eval.vae_variants import describe_bundle
+        from snapseal.eval.vae_variants import describe_bundle
 
-    model_line = "" if args.no_vae else f"\n**Model under test**: {describe_bundle(args.bundle)}.\n"
-    body = [f"## {title}\n",
-            f"Regenerate with {command}; generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-            f"{platform.machine()}.\n",
-            "\n**Protocol** (eval/erc.py): every probe is compared with its person's reference; the threshold "
-            "is fixed once so that the FNMR over all probes equals the initial FNMR (the paper's 0.01 and 0.001, plus "
-            "0.1 because this set is small); then the "
-            "lowest-quality fraction r of probes is rejected and FNMR(r) is computed on the rest with the "
-            "same threshold (ties rejected pro rata). The table gives the area under FNMR(r) for r in [0, 0.3]. "
-            "PERFECT rejects by the actual genuine distance; random by a fixed hash of the probe. "
-            "The recognizer sees what a sealed record holds: the 64x64 grey crop (folder mode can give it "
-            "the original image instead).\n",
-            model_line,
-            f"\n**Data**: {eval_set.description}\n",
-            "\n" + report.markdown_table(["probe family", "probes"], sorted(eval_set.conditions().items())),
-            ]
-    if experiment.missing:
-        body.append("\n**Not available in this run** (reported, not hidden):\n\n" +
-                    "".join(f"- {line}\n" for line in experiment.missing))
-    body.append("\n" + erc_markdown(experiment, args.images, _relative_link(args.results, args.images), tag))
-    if ranking:
-        families = sorted({f for row in ranking.values() for f in row if f not in ("all", "identity share")}) + [
-            "all", "identity share"]
-        rows = [[name] + [report.fmt(ranking[name].get(f, float("nan")), 2) for f in families] for name in ranking]
-        body.append("\n**Diagnosis: does the method prefer the clean face?** Share of degraded copies scored "
-                    "BELOW the clean reference they were made from (validation people only; 1.00 = always "
-                    "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one). 'identity "
-                    "share' = the part of the score's rank variance over ALL probes explained by who the person is "
-                    "(eta squared; an ERC ranks probes across people, so a score that mostly tells people apart "
-                    "rejects people, not bad crops, even when it ranks each person's copies right):\n\n")
-        body.append(report.markdown_table(["method"] + families, rows))
-    if args.folder is None:
-        chosen = [n for n in methods.labels((m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FACE_SIZE))
-                  if n in experiment.scores]
-        header, rows = failures_by_family(experiment, 0.1, chosen)
-        body.append("\n**Which probes fail, and where each method puts them**: share of each family that is a false "
-                    "non-match at the FNMR 0.1 threshold, and each method's mean score percentile for the family "
-                    "(0 = rejected first, 50 = middle). A useful score gives the failing families low percentiles.\n\n")
-        body.append(report.markdown_table(header, rows))
-    body.append("\n" + _targets_erc(experiment))
-    body.append("\n" + _what_limits_the_vae(experiment, ranking))
-    report.replace_section(args.results, section, "\n".join(body))
-    _save_raw(args.work / f"erc_{tag}.json", experiment, ranking)
+        model_line = "" if args.no_vae else f"\n**Model under test**: {describe_bundle(args.bundle)}.\n"
+        body = [f"## {title}\n",
+                f"Regenerate with {command}; generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+                f"{platform.machine()}.\n",
+                "\n**Protocol** (eval/erc.py): every probe is compared with its person's reference; the threshold "
+                "is fixed once so that the FNMR over all probes equals the initial FNMR (the paper's 0.01 and 0.001, plus "
+                "0.1 because this set is small); then the "
+                "lowest-quality fraction r of probes is rejected and FNMR(r) is computed on the rest with the "
+                "same threshold (ties rejected pro rata). The table gives the area under FNMR(r) for r in [0, 0.3]. "
+                "PERFECT rejects by the actual genuine distance; random by a fixed hash of the probe. "
+                "The recognizer sees what a sealed record holds: the 64x64 grey crop (folder mode can give it "
+                "the original image instead).\n",
+                model_line,
+                f"\n**Data**: {eval_set.description}\n",
+                "\n" + report.markdown_table(["probe family", "probes"], sorted(eval_set.conditions().items())),
+                ]
+        if experiment.missing:
+            body.append("\n**Not available in this run** (reported, not hidden):\n\n" +
+                        "".join(f"- {line}\n" for line in experiment.missing))
+        body.append("\n" + erc_markdown(experiment, args.images, _relative_link(args.results, args.images), tag))
+        if ranking:
+            families = sorted({f for row in ranking.values() for f in row if f not in ("all", "identity share")}) + [
+                "all", "identity share"]
+            rows = [[name] + [report.fmt(ranking[name].get(f, float("nan")), 2) for f in families] for name in ranking]
+            body.append("\n**Diagnosis: does the method prefer the clean face?** Share of degraded copies scored "
+                        "BELOW the clean reference they were made from (validation people only; 1.00 = always "
+                        "prefers the clean face, 0.50 = chance or a tie, 0 = always prefers the degraded one). 'identity "
+                        "share' = the part of the score's rank variance over ALL probes explained by who the person is "
+                        "(eta squared; an ERC ranks probes across people, so a score that mostly tells people apart "
+                        "rejects people, not bad crops, even when it ranks each person's copies right):\n\n")
+            body.append(report.markdown_table(["method"] + families, rows))
+        if args.folder is None:
+            chosen = [n for n in methods.labels((m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FACE_SIZE))
+                      if n in experiment.scores]
+            header, rows = failures_by_family(experiment, 0.1, chosen)
+            body.append("\n**Which probes fail, and where each method puts them**: share of each family that is a false "
+                        "non-match at the FNMR 0.1 threshold, and each method's mean score percentile for the family "
+                        "(0 = rejected first, 50 = middle). A useful score gives the failing families low percentiles.\n\n")
+            body.append(report.markdown_table(header, rows))
+        body.append("\n" + _targets_erc(experiment))
+        body.append("\n" + _what_limits_the_vae(experiment, ranking))
+        report.replace_section(args.results, section, "\n".join(body))
+        _save_raw(args.work / f"erc_{tag}.json", experiment, ranking)
 
-    if args.folder is None and not args.no_video:
-        selection_body = _video_selection(args, embedders, methods, progress)
+    if args.folder is None and not args.no_video and args.only != "erc":
+        from snapseal.eval.selection_report import video_selection
+
+        selection_body = video_selection(args, embedders, methods, progress)
         report.replace_section(args.results, "selection", selection_body)
     print(f"eval: wrote {args.results} and {args.images}/ in {time.perf_counter() - started:.0f} s", flush=True)
     return 0
@@ -162,7 +170,7 @@ def _offline_set(args: argparse.Namespace, progress: bool):
             probes += [("video-distorted", f) for f in dataset.video_faces(args.carphone_distorted, "carphone", 3)]
         videos.append((clean_frames[0], probes))
     people = ", ".join(sorted(faces))
-    description = (f"{len(faces)} validation people of the data engineer's bootstrap split ({people}): none is in "
+    description = (f"{len(faces)} validation people of the bootstrap split ({people}): none is in "
                    "the quality model's training split. Reference = the clean crop of the person's first face; "
                    f"probes = 8 degradations x 3 levels (eval/model/degrade.py; those with a random part x "
                    f"{args.degrade_seeds} seeds) + 2 pose-like warps x 3 levels (eval/warps.py) of every face, and the clean crops of their other faces. "
@@ -216,7 +224,7 @@ def _what_limits_the_vae(experiment, ranking: dict[str, dict[str, float]]) -> st
 
 
 def _targets_erc(experiment) -> str:
-    """The issue's target, checked on the numbers above: VAE area below every non-oracle baseline."""
+    """The ERC target, checked on the numbers above: VAE area below every non-oracle baseline."""
     from snapseal.eval.report import markdown_table
 
     vae = [name for name, family in experiment.method_families.items() if family == "vae"]
@@ -304,7 +312,9 @@ def _video_selection(args, embedders, methods, progress: bool) -> str:
 def _side_by_side_keys():
     from snapseal.eval import methods as m
 
-    return (m.ORACLE, m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FRIGATE_RULE, m.FACE_SIZE)
+    from snapseal.eval.selection_report import SHIPPED
+
+    return (m.ORACLE, SHIPPED, m.DEFAULT_EMULATE, m.PAPER_EMULATE, m.LAPLACIAN, m.BRISQUE, m.FRIGATE_RULE, m.FACE_SIZE)
 
 
 def _side_by_side(args, embedder_name: str, tracks, choices: dict[str, list[int]], methods) -> str:

@@ -1,6 +1,6 @@
 """Collect the tracks of the test videos with the daemon's own stages, then compare selections.
 
-Videos: the pipeline engineer's synthetic walk-by (``snapseal.eval.scenes``; its ground truth
+Videos: the synthetic walk-by (``snapseal.eval.scenes``; its ground truth
 tells who every detection is and which photo each walker is made of) and the real carphone
 clip (pristine and distorted; one person). Stages are the daemon's: ``make_detector`` with the
 daemon's default ``[detector]`` settings, ``make_tracker`` with its default ``[tracker]``, and
@@ -22,7 +22,7 @@ import numpy as np
 
 from snapseal.daemon.config import DetectorConfig, TrackerConfig
 from snapseal.daemon.capture import read_video_frames
-from snapseal.daemon.crop import crop_face
+from snapseal.daemon.crop import crop_face, evidence_images, face_box_in_evidence
 from snapseal.daemon.detect import make_detector
 from snapseal.daemon.track import make_tracker
 from snapseal.daemon.types import Box, Detection
@@ -44,11 +44,30 @@ class RawTrack:
     detections: list[Detection] = field(default_factory=list)
     on_edge: list[bool] = field(default_factory=list)
     labels: list[object] = field(default_factory=list)  # ground-truth person per crop (None: unknown)
+    evidence: list[np.ndarray] = field(default_factory=list)  # the sealed colour evidence image per crop
+    evidence_boxes: list[Box] = field(default_factory=list)  # the face box inside it
+
+    def view(self, name: str) -> tuple[list[np.ndarray], list[Box]]:
+        """What a recogniser is given: ``"evidence"`` (the sealed colour image) or ``"crop"`` (64x64 grey)."""
+        if name == "evidence":
+            return self.evidence, self.evidence_boxes
+        return [cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) for c in self.crops], [box_in_crop(d) for d in self.detections]
 
 
-def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress: bool = True) -> list[RawTrack]:
+VIEWS = ("evidence", "crop")
+
+
+def evidence_of(image: np.ndarray, detection: Detection) -> tuple[np.ndarray, Box]:
+    """The daemon's evidence image of one detection (default settings) and the face box in it."""
+    (evidence,) = evidence_images(image, detection)[:1]
+    return evidence.pixels, Box(*face_box_in_evidence(evidence, detection))
+
+
+def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress: bool = True,
+               short: list | None = None) -> list[RawTrack]:
     """Detect, track and crop every frame like the daemon; optional ground-truth labeller
-    ``(frame_index, detections) -> labels``."""
+    ``(frame_index, detections) -> labels``. Tracks too short to seal are left out of the result
+    and, when ``short`` is given, appended to it as RawTracks (the run summary lists them)."""
     detector_config, tracker_config = DetectorConfig(), TrackerConfig()
     detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
     tracker = make_tracker(tracker_config.kind, tracker_config.max_age_frames, tracker_config.min_length_frames)
@@ -61,7 +80,7 @@ def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress
         iterator = tqdm(frames, desc=f"tracks in {video}", unit="frame")
     for index, image in enumerate(iterator):
         detections = detector.detect(image)
-        step = tracker.update(detections, index)
+        step = tracker.update(detections, index, (image.shape[1], image.shape[0]))
         labels = labeller(index, detections) if labeller else [None] * len(detections)
         for detection, track_id, label in zip(detections, step.track_ids, labels):
             track = tracks.setdefault(track_id, RawTrack(video, track_id))
@@ -70,8 +89,13 @@ def run_tracks(video: str, frames: Iterable[np.ndarray], labeller=None, progress
             track.detections.append(detection)
             track.on_edge.append(on_frame_edge(detection.box, image.shape))
             track.labels.append(label)
+            pixels, box = evidence_of(image, detection)
+            track.evidence.append(pixels)
+            track.evidence_boxes.append(box)
         long_enough.update(info.track_id for info in step.ended if info.long_enough)
     long_enough.update(info.track_id for info in tracker.finish() if info.long_enough)
+    if short is not None:
+        short += [tracks[i] for i in sorted(tracks) if i not in long_enough]
     return [tracks[i] for i in sorted(tracks) if i in long_enough]
 
 
@@ -90,13 +114,16 @@ class CollectedVideos:
 
     labelled: list[tuple[RawTrack, str]] = field(default_factory=list)  # (track, identity)
     walker_references: dict[str, tuple[np.ndarray, Box]] = field(default_factory=dict)  # identity -> crop, box
+    walker_evidence_references: dict[str, tuple[np.ndarray, Box]] = field(default_factory=dict)  # colour, box
+    groups: dict[str, str] = field(default_factory=dict)  # identity -> the photo it is made of (who it is)
+    people: dict[str, list[str]] = field(default_factory=dict)  # video -> identities that appear visibly
+    short: list[tuple[RawTrack, str]] = field(default_factory=list)  # too short to seal, (track, identity or "")
     carphone_pristine: list[RawTrack] = field(default_factory=list)  # its crops make the template
     notes: list[str] = field(default_factory=list)
 
 
-def _embed_track(raw: RawTrack, embedder: CachedEmbedder) -> np.ndarray:
-    images = [cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) for c in raw.crops]
-    boxes = [box_in_crop(d) for d in raw.detections]
+def _embed_track(raw: RawTrack, embedder: CachedEmbedder, view: str = "crop") -> np.ndarray:
+    images, boxes = raw.view(view)
     return embedder.embed(images, boxes)
 
 
@@ -110,14 +137,18 @@ def _track_crops(raw: RawTrack, identity: str, distances: np.ndarray) -> TrackCr
 
 
 def collect_videos(carphone_pristine: Path | None, carphone_distorted: Path | None, walkby_seeds: int = 1,
-                   progress: bool = True) -> CollectedVideos:
+                   progress: bool = True, scenes: Sequence[str] = (), scene_seeds: int = 1) -> CollectedVideos:
     collected = CollectedVideos()
     for seed in range(walkby_seeds):
         _collect_walkby(collected, seed, progress)
+    for scene in scenes:
+        for seed in range(scene_seeds):
+            _collect_scene(collected, scene, seed, progress)
     if carphone_pristine is not None and carphone_pristine.is_file():
         collected.carphone_pristine = run_tracks("carphone (pristine)", list(read_video(carphone_pristine)),
                                                  progress=progress)
         collected.labelled += [(t, "carphone") for t in collected.carphone_pristine]
+        collected.groups["carphone"] = "carphone"
         if carphone_distorted is not None and carphone_distorted.is_file():
             distorted = run_tracks("carphone (distorted)", list(read_video(carphone_distorted)), progress=progress)
             collected.labelled += [(t, "carphone") for t in distorted]
@@ -147,12 +178,47 @@ def _collect_walkby(collected: CollectedVideos, seed: int, progress: bool) -> No
     def labeller(index: int, detections: Sequence[Detection]) -> list[object]:
         return [item.person_id for item in label_detections(by_frame.get(index, []), detections)]
 
-    raw_tracks = run_tracks(f"walk-by ({video.name})", list(read_video(video)), labeller, progress)
+    _collect_plan(collected, f"walk-by ({video.name})", f"walker-{seed}", plan, list(read_video(video)), patches,
+                  patch_detector, progress)
+
+
+def _collect_scene(collected: CollectedVideos, scene: str, seed: int, progress: bool) -> None:
+    """One harder scene (eval/scenes/hard.py), rendered in memory (no video codec)."""
+    from snapseal.eval.scenes.assets import load_face_patches
+    from snapseal.eval.scenes.hard import plan_scene
+    from snapseal.eval.scenes.walkby import render_frames
+
+    detector_config = DetectorConfig()
+    patch_detector = make_detector(min_face_px=detector_config.min_face_px, confidence=detector_config.confidence)
+    patches = load_face_patches(patch_detector)
+    plan = plan_scene(scene, len(patches), seed)
+    _collect_plan(collected, f"{scene} (seed {seed})", f"{scene}-{seed}", plan, list(render_frames(plan, patches)),
+                  patches, patch_detector, progress)
+
+
+def _collect_plan(collected: CollectedVideos, video: str, prefix: str, plan, frames: list, patches, patch_detector,
+                  progress: bool) -> None:
+    """Tracks of one composed video with its plan (the ground truth): labelled by walker."""
+    from snapseal.eval.scenes.track_eval import label_detections
+
+    by_frame = plan.truth_by_frame()
+
+    def labeller(index: int, detections: Sequence[Detection]) -> list[object]:
+        return [item.person_id for item in label_detections(by_frame.get(index, []), detections)]
+
+    short: list[RawTrack] = []
+    raw_tracks = run_tracks(video, frames, labeller, progress, short=short)
+    collected.people[video] = [f"{prefix}.{p}" for p in sorted({t.person_id for t in plan.truth if t.visible})]
     for walker in plan.walkers:  # the clean reference: the walker's photo, cropped like any crop
         patch = patches[walker.patch_index % len(patches)]
         detection = _face_in_patch(patch, patch_detector)
-        collected.walker_references[f"walker-{seed}.{walker.person_id}"] = (crop_face(patch.image_bgr, detection),
-                                                                            box_in_crop(detection))
+        identity = f"{prefix}.{walker.person_id}"
+        collected.walker_references[identity] = (crop_face(patch.image_bgr, detection), box_in_crop(detection))
+        collected.walker_evidence_references[identity] = evidence_of(patch.image_bgr, detection)
+        collected.groups[identity] = f"photo {walker.patch_index % len(patches)}"
+    for raw in short:
+        known = [label for label in raw.labels if label is not None]
+        collected.short.append((raw, f"{prefix}.{Counter(known).most_common(1)[0][0]}" if known else ""))
     for raw in raw_tracks:
         known = [label for label in raw.labels if label is not None]
         if not known:
@@ -162,17 +228,22 @@ def _collect_walkby(collected: CollectedVideos, seed: int, progress: bool) -> No
         if votes < 0.8 * len(raw.labels):
             collected.notes.append(f"{raw.video} track {raw.track_id}: mixes people ({votes}/{len(raw.labels)} "
                                    f"crops are walker {person})")
-        collected.labelled.append((raw, f"walker-{seed}.{person}"))
+        collected.labelled.append((raw, f"{prefix}.{person}"))
 
 
-def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder) -> VideoTracks:
-    """Distances of every crop to its person's clean reference, for one embedder."""
-    references = {identity: embedder.embed([cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)], [box])[0]
-                  for identity, (crop, box) in collected.walker_references.items()}
+def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder, view: str = "crop") -> VideoTracks:
+    """Distances of every crop to its person's clean reference, for one embedder, as the recogniser
+    sees the view: ``"evidence"`` (the sealed colour image) or ``"crop"`` (the 64x64 grey model
+    crop). The reference is the same for both views, the person's clean photo in colour at its own
+    resolution (cut like an evidence image; for carphone the mean embedding of the pristine clip's
+    evidence images), so the two views' distances compare directly."""
+    references = {identity: embedder.embed([image], [box])[0]
+                  for identity, (image, box) in collected.walker_evidence_references.items()}
     if collected.carphone_pristine:
-        template = np.concatenate([_embed_track(t, embedder) for t in collected.carphone_pristine]).mean(axis=0)
+        template = np.concatenate([_embed_track(t, embedder, "evidence") for t in collected.carphone_pristine]).mean(axis=0)
         references["carphone"] = template / np.linalg.norm(template)
-    tracks = [_track_crops(raw, identity, np.linalg.norm(_embed_track(raw, embedder) - references[identity], axis=1))
+    tracks = [_track_crops(raw, identity,
+                           np.linalg.norm(_embed_track(raw, embedder, view) - references[identity], axis=1))
               for raw, identity in collected.labelled]
     embedder.save()
     return VideoTracks(tracks, list(collected.notes))

@@ -105,14 +105,15 @@ def label_detections(truth: Sequence[TruthBox], detections: Sequence[Detection],
     return [LabelledDetection(det, label) for det, label in zip(detections, labels)]
 
 
-def evaluate(tracker: Tracker, detections: dict[int, list[LabelledDetection]], min_length: int) -> TrackMetrics:
+def evaluate(tracker: Tracker, detections: dict[int, list[LabelledDetection]], min_length: int,
+             frame_size: tuple[int, int] | None = (640, 480)) -> TrackMetrics:
     """Run ``tracker`` over labelled detections and score its tracks against the labels."""
     members: dict[int, list[int | None]] = defaultdict(list)  # track id -> person of each detection
     sequence: dict[int, list[int]] = defaultdict(list)  # person -> track id of each detection, in time order
     long_tracks: set[int] = set()
     for frame in sorted(detections):
         labelled = detections[frame]
-        step = tracker.update([ld.detection for ld in labelled], frame)
+        step = tracker.update([ld.detection for ld in labelled], frame, frame_size)
         for ld, track_id in zip(labelled, step.track_ids):
             members[track_id].append(ld.person_id)
             if ld.person_id is not None:

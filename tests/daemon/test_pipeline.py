@@ -75,7 +75,8 @@ def test_every_person_yields_exactly_one_record(walkby, keys, tmp_path):
     for record in records:
         track_scores = [s.score for track_id, s in scored if track_id == record.meta.track_id]
         assert record.meta.score == pytest.approx(max(track_scores))
-        assert record.meta.model_id == "test-sharpness" and len(record.images) == 1
+        assert record.meta.model_id == "test-sharpness"
+        assert [i.role for i in record.images] == ["best", "evidence"]  # the model crop and the colour evidence
         best = next(s for track_id, s in scored if track_id == record.meta.track_id and s.score == max(track_scores))
         np.testing.assert_array_equal(record.crop, best.crop.pixels)
         frame = best.crop.frame_index
