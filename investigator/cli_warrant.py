@@ -176,12 +176,14 @@ def _warrant_issue(args: argparse.Namespace) -> int:
 
 def _warrant_show(args: argparse.Namespace) -> int:
     authority_key = read_authority_key(args.authority) if args.authority is not None else None
-    warrant = wr.load_warrant(args.warrant, authority_key)
-    print(warrant.describe())
+    warrant = wr.load_warrant(args.warrant, authority_key, check_expiry=False)
+    expired = auth.now_ms() >= warrant.valid_until_ms
+    print(warrant.describe() + ("  (EXPIRED: opens nothing)" if expired else ""))
     print(f"  issued {utc_text(warrant.public['issued_ms'])} by {warrant.public['issued_by']}, valid until "
           f"{utc_text(warrant.valid_until_ms)}, authority {warrant.public['authority_id']}")
     for period in sorted(warrant.periods.values(), key=lambda p: (p.camera_id, p.start_ms)):
-        print(f"  {period.camera_id}  {utc_text(period.start_ms)} to {utc_text(period.end_ms)}  key {period.key_id}")
+        print(f"  {period.camera_id}  {utc_text(period.start_ms)} to {utc_text(period.end_ms)}  key {period.key_id}"
+              f"  (records expire {utc_text(period.expires_ms)})")
     return 0
 
 

@@ -39,7 +39,7 @@ import socket
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import nacl.exceptions
 import nacl.public
@@ -142,6 +142,7 @@ class WarrantPeriod:
     start_ms: int
     end_ms: int
     key_id: str
+    expires_ms: int  # its records have all expired then (the vault destroys its key)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ class Warrant:
 
     @property
     def periods(self) -> dict[str, WarrantPeriod]:
-        return {row["key_id"]: WarrantPeriod(row["camera_id"], row["start_ms"], row["end_ms"], row["key_id"])
+        return {row["key_id"]: WarrantPeriod(row["camera_id"], row["start_ms"], row["end_ms"], row["key_id"],
+                                             row["expires_ms"])
                 for row in self.public["periods"]}
 
     def in_window(self, ms: int) -> bool:
@@ -234,12 +236,14 @@ def issue_warrant(authority: Authority, secret: AuthoritySecret, cameras: Sequen
         for entry in live:
             keys[entry.key_id] = InvestigatorKeyPair(authority.unseal(secret, entry))
             rows.append({"camera_id": camera_id, "start_ms": entry.start_ms, "end_ms": entry.end_ms,
-                         "key_id": entry.key_id})
+                         "key_id": entry.key_id, "expires_ms": entry.destroy_after_ms})
     signing = secret.signing_key
     log_key = nacl.signing.SigningKey.generate()
     public = {"warrant_id": secrets.token_hex(8), "reference": reference, "cameras": cameras,
               "window": {"start_ms": int(start_ms), "end_ms": int(end_ms)}, "issued_ms": at_ms,
-              "valid_until_ms": at_ms + int(float(valid_days) * 86400 * 1000), "issued_by": who,
+              "valid_until_ms": min(at_ms + int(float(valid_days) * 86400 * 1000),
+                                    max(row["expires_ms"] for row in rows)),  # no use after its records expired
+              "issued_by": who,
               "authority_id": authority.public.authority_id, "authority_key": b64(bytes(signing.verify_key)),
               "log_key": b64(bytes(log_key.verify_key)), "periods": rows}
     signature = b64(signing.sign(_signed(public)).signature)
@@ -260,7 +264,8 @@ def issue_warrant(authority: Authority, secret: AuthoritySecret, cameras: Sequen
     return warrant, notes
 
 
-def load_warrant(path: Path | str, authority_key: bytes | None = None, at_ms: int | None = None) -> Warrant:
+def load_warrant(path: Path | str, authority_key: bytes | None = None, at_ms: int | None = None,
+                 check_expiry: bool = True) -> Warrant:
     """Read and check a warrant file: mode, signature, keys match, not expired."""
     path = Path(path)
     check_private_file(path, "warrant (it holds private keys)")
@@ -297,7 +302,7 @@ def load_warrant(path: Path | str, authority_key: bytes | None = None, at_ms: in
         raise SnapsealError(f"{path}: garbled warrant: {error}; nothing opened") from None
     warrant = Warrant(public, document["signature"], keys, log_key, str(path))
     at_ms = now_ms() if at_ms is None else int(at_ms)
-    if at_ms >= warrant.valid_until_ms:
+    if check_expiry and at_ms >= warrant.valid_until_ms:
         raise SnapsealError(f"{path}: warrant {warrant.reference!r} expired on {utc_text(warrant.valid_until_ms)}; "
                             f"nothing opened")
     return warrant
@@ -309,8 +314,10 @@ def load_warrant(path: Path | str, authority_key: bytes | None = None, at_ms: in
 class WarrantKeySource:
     """Key source for opening (``key_for``) plus the opening-log hook (``on_opened``)."""
 
-    def __init__(self, warrant: Warrant, log: OpeningLog, who: str | None = None):
+    def __init__(self, warrant: Warrant, log: OpeningLog, who: str | None = None,
+                 clock: Callable[[], int] = now_ms):
         self.warrant = warrant
+        self.clock = clock  # ms since the epoch
         self.log = log
         self.who = who or default_who()
         self.periods = warrant.periods
@@ -332,6 +339,9 @@ class WarrantKeySource:
         period = self.periods.get(key_id)
         if period is None:
             raise self._refuse(record, f"sealed to key {key_id}, which this warrant does not hold")
+        if self.clock() >= period.expires_ms:
+            raise self._refuse(record, f"its period's records expired on {utc_text(period.expires_ms)} and its key "
+                                       f"is destroyed")
         created_ms = getattr(header, "created_ms", None)
         if created_ms is not None:
             earliest = max(int(created_ms), period.start_ms)
@@ -397,7 +407,7 @@ def open_warrant(path: Path | str, log_path: Path | str | None = None, authority
     authority_key = read_authority_key(authority) if authority is not None else None
     warrant = load_warrant(path, authority_key, at_ms)
     log = OpeningLog(Path(log_path) if log_path is not None else Path(path).parent / "opening.log")
-    return WarrantKeySource(warrant, log, who)
+    return WarrantKeySource(warrant, log, who, clock=now_ms if at_ms is None else (lambda: int(at_ms)))
 
 
 def add_open_arguments(parser: argparse.ArgumentParser) -> None:

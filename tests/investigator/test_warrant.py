@@ -317,3 +317,16 @@ def test_a_garbled_log_stops_the_opening_in_one_line(setup):
     with pytest.raises(SnapsealError, match="garbled") as caught:
         source.on_opened(Opened(header, "cam-01"))
     assert "\n" not in str(caught.value) and (root / "i.log").read_bytes() == b"{garbage\n"
+
+
+def test_a_warrant_stops_opening_a_period_once_its_records_expired(setup):
+    root, authority, shares, keyrings = setup
+    warrant, _ = issue(authority, shares, root / "w.warrant", valid_days=300)
+    (period,) = warrant.periods.values()
+    assert period.expires_ms == START_MS + 2 * DAY_MS + 10 * DAY_MS  # day 1 ends, plus 10 days' retention
+    assert warrant.valid_until_ms == period.expires_ms  # capped: no use once its records are gone
+    header, _ = record(keyrings["cam-01"], "cam-01", START_MS + DAY_MS + 11 * HOUR_MS)
+    wr.open_warrant(root / "w.warrant", root / "i.log", at_ms=period.expires_ms - 1).key_for(header)
+    source = wr.WarrantKeySource(warrant, authority.log, "x", clock=lambda: period.expires_ms)
+    with pytest.raises(wr.NotCoveredError, match="expired"):
+        source.key_for(header)

@@ -122,7 +122,7 @@ def test_a_window_opens_exactly_its_cameras_records(world, data):
                                   at_ms=low)
     # the warrant holds the keys of exactly the periods that overlap the window, nothing else
     assert set(warrant.keys) == {p.key_id for p in overlapping}
-    source = wr.WarrantKeySource(warrant, authority.log, "test")
+    source = wr.WarrantKeySource(warrant, authority.log, "test", clock=lambda: low)
 
     edges = [start_ms, end_ms] + midnights_near(zone, start_ms, end_ms) + midnights_near(CAMERAS[camera][1], start_ms, end_ms)
     edges += [p.start_ms for p in overlapping] + [overlapping[-1].end_ms]
