@@ -39,7 +39,11 @@ class CpuAccelerator:
     name = "cpu"
 
     def __init__(self, bundle: Bundle, threads: int = 1) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except (ImportError, OSError):
+            raise SnapsealError("accelerator backend 'cpu' needs onnxruntime, which is not installed here "
+                                "(none exists for armv7l): use backend 'emulate' (its numpy engine needs numpy only)") from None
 
         self.bundle = bundle
         opts = ort.SessionOptions()

@@ -7,19 +7,24 @@ Engines:
 
 - ``qonnx``: ``qonnx.core.onnx_exec.execute_onnx`` on a batch-N copy of the graph (weights'
   Quant nodes folded to constants once at load: the same numbers, computed once).
-- ``ort`` (default): the same cleaned graph with every Quant node rewritten as standard ONNX
-  ops (Div, Round, Clip, Mul: exactly qonnx's Quant maths) and run whole by onnxruntime with
-  graph optimisations OFF (no fusions that could reorder float operations).
-  ``tests/daemon/test_emulate*.py`` and ``tests/quantize/test_export*.py`` check it against
-  the qonnx engine and Brevitas.
+- ``ort`` (default where onnxruntime imports): the same cleaned graph with every Quant node
+  rewritten as standard ONNX ops (Div, Round, Clip, Mul: exactly qonnx's Quant maths) and run
+  whole by onnxruntime with graph optimisations OFF (no fusions that could reorder float
+  operations). ``tests/daemon/test_emulate*.py`` and ``tests/quantize/test_export*.py`` check
+  it against the qonnx engine and Brevitas.
+- ``numpy`` (default where onnxruntime does not import, e.g. a PYNQ-Z2: PyPI has no armv7l
+  onnxruntime): the bundle's graphs run by ``numpy_graph.NumpyGraph``, numpy only (no onnx,
+  qonnx or onnxruntime), bit for bit the ``ort`` engine's results
+  (``tests/daemon/test_numpy_graph.py``).
 
 Inputs are raw crops N x 64 x 64 uint8; the graph's integer input equals the pixel value.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -30,8 +35,26 @@ from snapseal.daemon.bundle import Bundle
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.scoring.likelihood import pixel_dist_from_output
 
-ENGINES = ("ort", "qonnx")
+ENGINES = ("ort", "qonnx", "numpy")
 DEFAULT_BATCH = 32
+
+log = logging.getLogger("snapseal.accel")
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except (ImportError, OSError):  # not installed, or its shared library does not load
+        return False
+    return True
+
+
+def default_engine() -> str:
+    """``ort`` where onnxruntime imports (same results as always), else ``numpy`` (bit-exact)."""
+    if onnxruntime_available():
+        return "ort"
+    log.info("emulate: onnxruntime is not installed here; using the numpy engine (same results, slower)")
+    return "numpy"
 
 
 def check_crops(crops: np.ndarray, where: str) -> np.ndarray:
@@ -123,11 +146,28 @@ class OrtRunner:
         return dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
 
 
+class NumpyRunner:
+    """The graph as read from the bundle (Quant nodes and all) run by numpy_graph, any batch."""
+
+    def __init__(self, path: Path) -> None:
+        from snapseal.daemon.accel.numpy_graph import NumpyGraph
+
+        self.path = path
+        self.graph = NumpyGraph.load(path)
+        self.input_name = self.graph.inputs[0]
+        self.output_names = list(self.graph.outputs)
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return self.graph({self.input_name: x})
+
+
 def _make_runner(engine: str, path: Path, batch: int, threads: int):
     if engine == "qonnx":
         return QonnxRunner(path, batch)
     if engine == "ort":
         return OrtRunner(path, threads)
+    if engine == "numpy":
+        return NumpyRunner(path)
     raise SnapsealError(f"unknown emulation engine {engine!r}; known: {', '.join(ENGINES)}")
 
 
@@ -136,7 +176,8 @@ class EmulateAccelerator:
 
     name = "emulate"
 
-    def __init__(self, bundle: Bundle, engine: str = "ort", batch_size: int = DEFAULT_BATCH, threads: int = 1) -> None:
+    def __init__(self, bundle: Bundle, engine: Optional[str] = None, batch_size: int = DEFAULT_BATCH, threads: int = 1) -> None:
+        engine = default_engine() if engine is None else engine
         if engine not in ENGINES:
             raise SnapsealError(f"unknown emulation engine {engine!r}; known: {', '.join(ENGINES)}")
         self.bundle = bundle
