@@ -54,6 +54,7 @@ MAX_KEYRING_BYTES = 8 * 1024 * 1024  # ~60 bytes a period: far above years of ho
 DEFAULT_LOW_WARNING_DAYS = 30.0
 WARN_EVERY_S = 6 * 3600.0  # a low keyring is logged at most this often
 DAY_S = 86400.0
+MAX_TIME_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
 # What the camera does when no period key covers a record's time (said once, here, in the log
 # and in STATUS).
@@ -282,6 +283,8 @@ def parse_keyring(blob: bytes, source: str = "keyring") -> Keyring:
         starts.append(row[0])
     if end_ms <= starts[-1]:
         raise KeyringError(f"{source}: end_ms is not after the last period's start")
+    if starts[0] < 0 or end_ms > MAX_TIME_MS:
+        raise KeyringError(f"{source}: period times outside 1970 to 9999")
     if len({public.key_id for public in publics}) != len(publics):
         raise KeyringError(f"{source}: a period key appears twice")
     ends = starts[1:] + [end_ms]

@@ -133,7 +133,39 @@ def verify_warrant_public(public: Any, signature: Any, authority_key: bytes | No
     if authority_key is not None and signer != bytes(authority_key):
         raise SnapsealError(f"warrant signed by authority {key_id_of(signer)}, not by the authority "
                             f"{key_id_of(bytes(authority_key))} given")
+    problem = _shape_problem(public)
+    if problem:
+        raise SnapsealError(f"not a warrant this snapseal reads ({problem})")
     return public
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+PERIOD_FIELDS = {"camera_id": str, "start_ms": int, "end_ms": int, "key_id": str, "expires_ms": int}
+
+
+def _shape_problem(public: dict) -> str | None:
+    """What is wrong with the types of a (signed) warrant's public part, or None."""
+    for name in ("warrant_id", "reference", "issued_by", "authority_id", "log_key"):
+        if not isinstance(public[name], str):
+            return f"{name} is not text"
+    for name in ("issued_ms", "valid_until_ms"):
+        if not _is_int(public[name]):
+            return f"{name} is not an integer"
+    window = public["window"]
+    if not (isinstance(window, dict) and set(window) == {"start_ms", "end_ms"} and all(map(_is_int, window.values()))):
+        return "window is not {start_ms, end_ms}"
+    if not (isinstance(public["cameras"], list) and public["cameras"] and all(isinstance(c, str) for c in public["cameras"])):
+        return "cameras is not a list of ids"
+    if not isinstance(public["periods"], list):
+        return "periods is not a list"
+    for row in public["periods"]:
+        if not (isinstance(row, dict) and set(row) == set(PERIOD_FIELDS)
+                and all(_is_int(row[k]) if t is int else isinstance(row[k], t) for k, t in PERIOD_FIELDS.items())):
+            return "a period is not {camera_id, start_ms, end_ms, key_id, expires_ms}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import logging
 import nacl.public
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.keyring import (
@@ -216,3 +218,51 @@ def test_the_service_refuses_to_start_on_a_tampered_keyring_and_seals_with_a_goo
     with pytest.raises(SnapsealError) as caught:
         load_recipient(load_config(config_path))
     assert "signature" in str(caught.value) and "\n" not in str(caught.value)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=3), max_leaves=6)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, prefix + (index,))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_re_signed_keyring_with_any_field_changed_loads_or_is_one_line(data):
+    """Content its authority signed is still checked for shape; never a traceback, and a keyring
+    that loads still gives every record in it a 32-byte key or a one-line refusal."""
+    signer = nacl.signing.SigningKey.generate()
+    document, _ = make_keyring(signer, days=3)
+    where = data.draw(st.sampled_from([p for p in list(_paths(document))[1:] if p != ("signature",)]), label="path")
+    target = document
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = data.draw(json_values, label="value")
+    try:
+        document["signature"] = b64(signer.sign(keyring_signed_bytes(document)).signature)
+    except (ValueError, TypeError):
+        return  # not JSON-encodable (NaN): no signer could have produced it
+    try:
+        keyring = parse_keyring(canonical_json(document))
+    except SnapsealError as error:
+        assert "\n" not in str(error)
+        return
+    for period in keyring.periods:
+        for ms in (period.start_ms, period.end_ms - 1):
+            assert len(keyring.recipient_for(ms / 1000).public_bytes) == 32
+
+
+@pytest.mark.parametrize("start_ms", [-DAY_MS, 253_402_300_800_000])
+def test_times_outside_1970_to_9999_are_refused(signer, start_ms):
+    document, _ = make_keyring(signer, days=1, start_ms=start_ms)
+    with pytest.raises(KeyringError, match="1970 to 9999"):
+        parse_keyring(canonical_json(document))

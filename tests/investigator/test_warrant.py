@@ -12,6 +12,8 @@ from datetime import date
 
 import nacl.public
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from snapseal.cli import main
 from snapseal.daemon.errors import SnapsealError
@@ -330,3 +332,51 @@ def test_a_warrant_stops_opening_a_period_once_its_records_expired(setup):
     source = wr.WarrantKeySource(warrant, authority.log, "x", clock=lambda: period.expires_ms)
     with pytest.raises(wr.NotCoveredError, match="expired"):
         source.key_for(header)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=3), max_leaves=6)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, prefix + (index,))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_re_signed_warrant_with_any_field_changed_loads_or_is_one_line(setup, data):
+    """Even content the authority signed is checked for shape: never a traceback."""
+    root, authority, shares, keyrings = setup
+    path = root / "fuzz.warrant"
+    if not path.exists():
+        issue(authority, shares, path)
+    document = json.loads(path.read_text())
+    public = document["warrant"]
+    where = data.draw(st.sampled_from(list(_paths(public))[1:]), label="path")
+    target = public
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = data.draw(json_values, label="value")
+    with authority.unlock_files(shares[:2]) as secret:
+        document["signature"] = wr.b64(secret.signing_key.sign(wr._signed(public)).signature)
+    mutated = root / "mutated.warrant"
+    mutated.write_text(json.dumps(document))
+    os.chmod(mutated, 0o600)
+    try:
+        source = wr.open_warrant(mutated, root / "fuzz.log", at_ms=START_MS + 3 * DAY_MS)
+    except SnapsealError as error:
+        assert "\n" not in str(error)
+        return
+    header, _ = record(keyrings["cam-01"], "cam-01", START_MS + DAY_MS + 11 * HOUR_MS)
+    try:
+        source.key_for(header)
+        source.on_opened(Opened(header, "cam-01"))
+    except SnapsealError as error:
+        assert "\n" not in str(error)
