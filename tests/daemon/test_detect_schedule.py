@@ -119,6 +119,16 @@ def test_window_detections_do_not_duplicate_confirmed_faces():
     assert len(found) == 2 and schedule.stats.lost == 1 and schedule.stats.windows == 1
 
 
+def test_a_face_walking_out_of_the_frame_is_not_searched_for():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    detector = FakeDetector([], confirm=False)
+    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
+    leaving = np.array([[620.0, 200.0, 680.0, 260.0]])  # two thirds of it past the right edge
+    schedule.detect(frame, 0, lambda i: leaving)
+    assert schedule.detect(frame, 1, lambda i: leaving) == []
+    assert schedule.stats.lost == 1 and schedule.stats.windows == 0 and schedule.stats.full == 1
+
+
 def test_touching_predictions_get_a_full_pass():
     detector = FakeDetector([_face(10, 10), _face(55, 10)])
     schedule = DetectionSchedule(detector, full_every=10)
