@@ -475,9 +475,9 @@ class IouTracker:
         return predicted[recent].reshape(-1, 4)
 
 
-def make_tracker(kind: str, max_age_frames: int, min_length_frames: int) -> Tracker:
+def make_tracker(kind: str, max_age_frames: int, min_length_frames: int, max_lost_frames: int = 100) -> Tracker:
     if kind == "iou":
-        return IouTracker(max_age_frames, min_length_frames)
+        return IouTracker(max_age_frames, min_length_frames, max_lost_frames=max_lost_frames)
     if kind == "distance":
         return DistanceTracker(max_age_frames, min_length_frames)
     raise ValueError(f"unknown tracker kind {kind!r}")

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=Path, default=REPO_ROOT / "build" / "data" / "bootstrap")
     parser.add_argument("--carphone-distorted", type=Path, default=REPO_ROOT / "build" / "eval" / "assets" / "carphone_distorted.mp4")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "docs" / "RESULTS.md")
+    parser.add_argument("--model-card", type=Path, default=REPO_ROOT / "docs" / "MODEL_CARD.md",
+                        help="where frame selection writes its generated 'chooser' block")
     parser.add_argument("--images", type=Path, default=REPO_ROOT / "docs" / "img")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "eval", help="cache and raw results")
     parser.add_argument("--no-progress", action="store_true")

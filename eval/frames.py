@@ -231,7 +231,8 @@ def _collect_plan(collected: CollectedVideos, video: str, prefix: str, plan, fra
         collected.labelled.append((raw, f"{prefix}.{person}"))
 
 
-def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder, view: str = "crop") -> VideoTracks:
+def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder, view: str = "crop",
+                 progress: bool = False) -> VideoTracks:
     """Distances of every crop to its person's clean reference, for one embedder, as the recogniser
     sees the view: ``"evidence"`` (the sealed colour image) or ``"crop"`` (the 64x64 grey model
     crop). The reference is the same for both views, the person's clean photo in colour at its own
@@ -242,9 +243,18 @@ def embed_videos(collected: CollectedVideos, embedder: CachedEmbedder, view: str
     if collected.carphone_pristine:
         template = np.concatenate([_embed_track(t, embedder, "evidence") for t in collected.carphone_pristine]).mean(axis=0)
         references["carphone"] = template / np.linalg.norm(template)
-    tracks = [_track_crops(raw, identity,
-                           np.linalg.norm(_embed_track(raw, embedder, view) - references[identity], axis=1))
-              for raw, identity in collected.labelled]
+    images: list[np.ndarray] = []
+    boxes: list[Box] = []
+    for raw, _ in collected.labelled:  # one call, one progress bar, for every crop of every track
+        track_images, track_boxes = raw.view(view)
+        images += track_images
+        boxes += track_boxes
+    rows = embedder.embed(images, boxes, progress=f"embedding the {view} view" if progress else None)
+    tracks, start = [], 0
+    for raw, identity in collected.labelled:
+        end = start + len(raw.crops)
+        tracks.append(_track_crops(raw, identity, np.linalg.norm(rows[start:end] - references[identity], axis=1)))
+        start = end
     embedder.save()
     return VideoTracks(tracks, list(collected.notes))
 
@@ -266,10 +276,16 @@ def _face_in_patch(patch, detector) -> Detection:
     return best
 
 
-def score_tracks(collected: CollectedVideos, methods: MethodSet) -> dict[str, list[np.ndarray]]:
+def score_tracks(collected: CollectedVideos, methods: MethodSet, progress: bool = False) -> dict[str, list[np.ndarray]]:
     """Every method's score for every crop of every track, computed once (embedder-independent)."""
     scores: dict[str, list[np.ndarray]] = {}
-    for method in methods.methods:
+    iterator = methods.methods
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(methods.methods, desc=f"scoring {sum(len(r.crops) for r, _ in collected.labelled)} crops",
+                        unit="method")
+    for method in iterator:
         per_track = []
         for raw, _identity in collected.labelled:
             batch = ProbeBatch(np.stack(raw.crops), np.array([d.box.area for d in raw.detections]),

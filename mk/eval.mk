@@ -10,7 +10,11 @@ FOLDER     ?=
 EVAL_ARGS  ?=
 BENCH_ARGS ?=
 
-.PHONY: eval eval-env bench
+#   make eval-selection            frame selection only (evidence image vs 64x64 crop, rankers, scenes)
+#   make eval-erc                  error-versus-reject only
+#   make eval-tracking             records per person on the simulated, walk-by and harder scenes
+#   make eval-records              record size and peak memory with and without the evidence images
+.PHONY: eval eval-env bench eval-selection eval-erc eval-tracking eval-records
 
 # The embedders: wanted for their compiled dlib and model files; --no-deps (their pins would pull other numpy/torch builds).
 $(EVAL_ENV): requirements/eval.txt | $(WORK)/.ready
@@ -34,3 +38,16 @@ eval: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
 ## one table of speed ratios measured in one run -> docs/RESULTS.md
 bench: $(EVAL_ENV)
 	$(WORK)/bin/python -m snapseal.eval.bench $(BENCH_ARGS)
+
+eval-selection: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
+	$(WORK)/bin/python -m snapseal.eval --only selection $(EVAL_ARGS)
+
+eval-erc: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
+	$(WORK)/bin/python -m snapseal.eval --only erc $(if $(FOLDER),--folder $(FOLDER)) $(EVAL_ARGS)
+
+eval-tracking: $(WORK)/.ready
+	$(WORK)/bin/python -m snapseal.eval.scenes.track_eval --seeds 20 --video --scenes yaw,depth,occlusion,lowlight \
+	  --scene-seeds 3 --results docs/RESULTS.md
+
+eval-records: $(WORK)/.ready
+	$(WORK)/bin/python -m snapseal.eval.record_size

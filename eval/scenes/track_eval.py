@@ -23,6 +23,7 @@ and sealed as this person), and tracks of no one (false).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -253,20 +254,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-size", default="640x480")
     parser.add_argument("--scenes", default="", help="also the harder scenes, e.g. yaw,depth,occlusion,lowlight")
     parser.add_argument("--scene-seeds", type=int, default=2)
+    parser.add_argument("--results", default=None, help="also write the 'tracking' section of this file (docs/RESULTS.md)")
     args = parser.parse_args(argv)
+    out: list[str] = []
+
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        out.append(line)
+
     rows = simulated_table(args.seeds, args.max_age, args.min_length)
-    print(f"simulated detections, {args.seeds} seeds per scenario, max_age {args.max_age}, min_length {args.min_length}")
-    print(format_table(rows))
+    emit(f"simulated detections, {args.seeds} seeds per scenario, max_age {args.max_age}, min_length {args.min_length}")
+    emit(format_table(rows))
     if args.video:
         width, height = (int(v) for v in args.video_size.split("x"))
-        print()
-        print(f"real detector (MTCNN) on the demo's {width}x{height} walk-bys, seeds 0..{args.video_seeds - 1}")
-        print(format_table(video_table(range(args.video_seeds), args.max_age, args.min_length, width, height)))
+        emit()
+        emit(f"real detector (MTCNN) on the demo's {width}x{height} walk-bys, seeds 0..{args.video_seeds - 1}")
+        emit(format_table(video_table(range(args.video_seeds), args.max_age, args.min_length, width, height)))
     if args.scenes:
         scenes = [s.strip() for s in args.scenes.split(",") if s.strip()]
-        print()
-        print(f"real detector (MTCNN) on the harder scenes (eval/scenes/hard.py), seeds 0..{args.scene_seeds - 1}")
-        print(format_table(scenes_table(scenes, range(args.scene_seeds), args.max_age, args.min_length)))
+        emit()
+        emit(f"real detector (MTCNN) on the harder scenes (eval/scenes/hard.py), seeds 0..{args.scene_seeds - 1}")
+        emit(format_table(scenes_table(scenes, range(args.scene_seeds), args.max_age, args.min_length)))
+    if args.results:
+        from pathlib import Path
+
+        from snapseal.eval.report import replace_section
+
+        command = " ".join(["python -m snapseal.eval.scenes.track_eval", *(argv if argv is not None else sys.argv[1:])])
+        replace_section(Path(args.results), "tracking", (
+            "## Tracking: one record per person\n\n"
+            f"Regenerate with `{command}`. 'exactly 1' = people with exactly one track long enough to seal; "
+            "'fragm.' = people split over several; 'merged' / 'mixed' = tracks holding two people; 'iou' is the "
+            "daemon's tracker (daemon/track.py: a lost track can come back when the motion model says so), "
+            "'iou-noreid' the same tracker ending a track after max_age as before, 'distance' the paper's.\n\n"
+            "```\n" + "\n".join(out) + "\n```\n"))
     return 0
 
 
