@@ -150,6 +150,28 @@ def _warrant_log_key(detail: dict, authority: nacl.signing.VerifyKey) -> tuple[s
     return public["warrant_id"], unb64(public["log_key"], 32, "log_key")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _type_problem(entry: dict) -> str | None:
+    if not (_is_int(entry["seq"]) and _is_int(entry["time_ms"]) and 0 <= entry["time_ms"] < 253_402_300_800_000):
+        return "seq or time_ms is not a valid integer"
+    if entry["time"] != utc_text(entry["time_ms"]):
+        return "time does not match time_ms"
+    for name in ("prev", "kind", "who", "signer_key", "sig"):
+        if not isinstance(entry[name], str):
+            return f"{name} is not text"
+    for name in ("warrant_ref", "warrant_id"):
+        if entry[name] is not None and not isinstance(entry[name], str):
+            return f"{name} is not text or null"
+    if not (isinstance(entry["records"], list) and all(isinstance(r, str) for r in entry["records"])):
+        return "records is not a list of ids"
+    if not isinstance(entry["detail"], dict):
+        return "detail is not an object"
+    return None
+
+
 def verify_log(path: Path | str, authority_key: bytes) -> LogCheck:
     """Check chain, signatures and who signed what; stop at the first bad entry."""
     path = Path(path)
@@ -192,6 +214,9 @@ def _verify_lines(lines: list[bytes], authority_key: bytes) -> LogCheck:
             return bad(number, "garbled (wrong fields)")
         if canonical_json(entry) != line:
             return bad(number, "edited (not in canonical form)")
+        problem = _type_problem(entry)
+        if problem:
+            return bad(number, f"garbled ({problem})")
         if entry["seq"] != number - 1:
             return bad(number, f"sequence number {entry['seq']!r}, expected {number - 1}: "
                                f"an entry was removed, inserted or reordered")
@@ -207,7 +232,7 @@ def _verify_lines(lines: list[bytes], authority_key: bytes) -> LogCheck:
         except (ValueError, TypeError, nacl.exceptions.CryptoError):
             return bad(number, "signature does not match: the entry was edited")
         kind, is_authority = entry["kind"], signer_raw == bytes(authority)
-        detail = entry["detail"] if isinstance(entry["detail"], dict) else {}
+        detail = entry["detail"]
         try:
             if kind in ("log-created", "keyring-issued", "warrant-issued"):
                 if not is_authority:

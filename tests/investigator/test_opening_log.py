@@ -7,6 +7,8 @@ import json
 
 import nacl.signing
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from snapseal.cli import main
 from snapseal.daemon.errors import SnapsealError
@@ -175,3 +177,37 @@ def test_entries_longer_than_the_tail_read_chain_correctly(log, keys):
     log.append("keys-destroyed", custodian, "after the big one")
     check = verify_log(log.path, bytes(authority.verify_key))
     assert check.ok and check.entries == 8 and len(lines_of(log.path)[-2]) > 300_000
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=3), max_leaves=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_changed_field_even_re_signed_is_named_never_a_traceback(log, keys, data):
+    from snapseal.investigator.opening_log import FIELDS, _signed_bytes
+
+    authority, _ = keys
+    lines = lines_of(log.path)
+    index = data.draw(st.integers(0, len(lines) - 1), label="entry")
+    entry = json.loads(lines[index])
+    field = data.draw(st.sampled_from([f for f in FIELDS if f not in ("sig", "signer_key")]), label="field")
+    value = data.draw(json_values, label="value")
+    if entry[field] == value:
+        return
+    entry[field] = value
+    re_signed = data.draw(st.booleans(), label="re-sign")
+    if re_signed:
+        entry["signer_key"] = b64(bytes(authority.verify_key))
+        entry["sig"] = b64(authority.sign(_signed_bytes(entry)).signature)
+    path = log.path.parent / "mutated.log"
+    put(path, lines[:index] + [canonical_json(entry)] + lines[index + 1:])
+    check = verify_log(path, bytes(authority.verify_key))
+    if re_signed and index == len(lines) - 1 and field not in ("seq", "prev", "time_ms", "time"):
+        # the authority itself re-signing its own last entry with well-formed content: may be valid
+        assert check.ok or "\n" not in check.reason
+        return
+    assert not check.ok and check.bad_entry is not None and check.bad_entry <= index + 2
+    assert "\n" not in check.reason
