@@ -36,7 +36,7 @@ compares every output tensor bit for bit with the ``ort`` engine.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -200,6 +200,7 @@ class Graph:
     inputs: tuple[str, ...]  # graph inputs that are not initializers
     outputs: tuple[str, ...]
     opsets: dict[str, int]  # domain -> version
+    input_shapes: dict[str, tuple] = field(default_factory=dict)  # declared dims: int, or a name / None
 
 
 def parse_onnx(data: bytes) -> Graph:
@@ -221,9 +222,24 @@ def parse_onnx(data: bytes) -> Graph:
         nodes.append(Node(op_type=_string(g, 4), domain=_string(g, 7), name=_string(g, 3),
                           inputs=tuple(_strings(g, 1)), outputs=tuple(_strings(g, 2)),
                           attrs=dict(_attribute(v) for _, v in g.get(5, []))))
-    inputs = tuple(n for n in (_string(_grouped(v), 1) for _, v in graph.get(11, [])) if n not in initializers)
+    declared = [_value_info(v) for _, v in graph.get(11, [])]
+    inputs = tuple(name for name, _ in declared if name not in initializers)
     outputs = tuple(_string(_grouped(v), 1) for _, v in graph.get(12, []))
-    return Graph(nodes=tuple(nodes), initializers=initializers, inputs=inputs, outputs=outputs, opsets=opsets)
+    return Graph(nodes=tuple(nodes), initializers=initializers, inputs=inputs, outputs=outputs, opsets=opsets,
+                 input_shapes={name: shape for name, shape in declared if name in inputs})
+
+
+def _value_info(buf: bytes) -> tuple[str, tuple]:
+    """ValueInfoProto: name 1, type 2 -> TypeProto.tensor_type 1 -> shape 2 -> dim 1 ->
+    dim_value 1 | dim_param 2."""
+    g = _grouped(buf)
+    dims: list = []
+    tensor = _grouped(g[2][-1][1]).get(1) if 2 in g else None
+    shape = _grouped(tensor[-1][1]).get(2) if tensor else None
+    for _, dim in (_grouped(shape[-1][1]).get(1, []) if shape else []):
+        d = _grouped(dim)
+        dims.append(_signed64(d[1][-1][1]) if 1 in d else (_string(d, 2) or None))
+    return _string(g, 1), tuple(dims)
 
 
 def read_onnx(path: Path) -> Graph:
@@ -316,8 +332,13 @@ def quant(attrs: Attributes, consts: list) -> Kernel:
     if not _is_power_of_two(scale):
         raise attrs.refuse("a scale that is not a power of two (not exact)")
 
+    inverse = (1 / scale).astype(F32)  # exact for a power of two: x * inverse == x / scale
+
     def activation(x, *_):
-        return np.minimum(np.maximum(np.round(x / scale), lo32), hi32) * scale
+        y = np.multiply(x, inverse)
+        np.round(y, out=y)
+        np.clip(y, lo32, hi32, out=y)
+        return np.multiply(y, scale, out=y) if scale.ndim == 0 else y * scale
 
     return activation
 
@@ -360,8 +381,13 @@ def _tap_chunks(kh: int, kw: int, bytes_per_tap: int) -> list[list[tuple[int, in
 
 
 def conv(attrs: Attributes, consts: list) -> Kernel:
-    """Conv as im2col + matmul: for each chunk of kernel taps, the columns (taps*C) x (N*OH*OW)
-    times the weights M x (taps*C), summed over the chunks (exact: see the module docstring)."""
+    """Conv as matmuls over kernel taps, one of two ways (the same sums, exact either way):
+
+    - im2col: for each chunk of taps, the input windows as columns (taps*C) x (N*OH*OW) times
+      the weights M x (taps*C), summed over the chunks;
+    - with stride 1 and fewer output than input channels (a conv to the 2 output planes): every
+      tap's weights (taps*M) x C times the padded input itself, each tap's result then added at
+      its offset, so the big input is never copied once per tap."""
     p = _conv_attrs(attrs, consts[1] if len(consts) > 1 else None)
     (kh, kw), (sh, sw), (dh, dw), (top, left, bottom, right) = p["kernel"], p["strides"], p["dilations"], p["pads"]
 
@@ -373,17 +399,26 @@ def conv(attrs: Attributes, consts: list) -> Kernel:
             raise attrs.refuse(f"input channels {c} with weights {w.shape}")
         oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
         ow = (wd + left + right - dw * (kw - 1) - 1) // sw + 1
-        xc = np.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (top, bottom), (left, right)))  # C x N x H x W
-        w_taps = w.transpose(0, 2, 3, 1)  # M x kh x kw x C
+        xc = np.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (top, bottom), (left, right)))  # C x N x Hp x Wp
+        hp, wp = xc.shape[2:]
         y = None
-        for chunk in _tap_chunks(kh, kw, c * n * oh * ow * 4):
-            cols = np.empty((len(chunk), c, n, oh, ow), dtype=F32)
-            for t, (i, j) in enumerate(chunk):
-                cols[t] = xc[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
-            weights = np.stack([w_taps[:, i, j] for i, j in chunk], axis=1).reshape(m, len(chunk) * c)
-            part = np.dot(weights, cols.reshape(len(chunk) * c, n * oh * ow))
-            y = part if y is None else np.add(y, part, out=y)
-        y = np.ascontiguousarray(y.reshape(m, n, oh, ow).transpose(1, 0, 2, 3))
+        if sh == sw == 1 and m < c:
+            flat = xc.reshape(c, n * hp * wp)
+            for chunk in _tap_chunks(kh, kw, m * n * hp * wp * 4):
+                parts = np.dot(np.concatenate([w[:, :, i, j] for i, j in chunk]), flat).reshape(len(chunk), m, n, hp, wp)
+                for t, (i, j) in enumerate(chunk):
+                    window = parts[t, :, :, i * dh : i * dh + oh, j * dw : j * dw + ow]
+                    y = window.copy() if y is None else np.add(y, window, out=y)
+        else:
+            w_taps = w.transpose(0, 2, 3, 1)  # M x kh x kw x C
+            for chunk in _tap_chunks(kh, kw, c * n * oh * ow * 4):
+                cols = np.empty((len(chunk), c, n, oh, ow), dtype=F32)
+                for t, (i, j) in enumerate(chunk):
+                    cols[t] = xc[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+                weights = np.stack([w_taps[:, i, j] for i, j in chunk], axis=1).reshape(m, len(chunk) * c)
+                part = np.dot(weights, cols.reshape(len(chunk) * c, n * oh * ow)).reshape(m, n, oh, ow)
+                y = part if y is None else np.add(y, part, out=y)
+        y = np.ascontiguousarray(y.transpose(1, 0, 2, 3))
         return y if b is None else y + b.reshape(1, m, 1, 1)
 
     attrs.check_all_read()
@@ -489,8 +524,11 @@ def _elementwise(function: Callable[..., np.ndarray]) -> Callable[[Attributes, l
 
 
 def leaky_relu(attrs: Attributes, consts: list) -> Kernel:
+    """x if x >= 0 else alpha * x; for 0 <= alpha <= 1 that is max(x, alpha * x) (one pass less)."""
     alpha = F32(attrs.get("alpha", 0.01))
     attrs.check_all_read()
+    if 0 <= alpha <= 1:
+        return lambda x: np.maximum(x, np.multiply(x, alpha))
     return lambda x: np.where(x >= 0, x, x * alpha)
 
 
@@ -540,6 +578,7 @@ class NumpyGraph:
     def __init__(self, graph: Graph, where: str = "graph") -> None:
         self.where = where
         self.inputs = graph.inputs
+        self.input_shapes = dict(graph.input_shapes)
         self.outputs = graph.outputs
         values: dict[str, np.ndarray] = {k: (v.astype(F32) if v.dtype == np.float64 else v) for k, v in graph.initializers.items()}
         pending: list[tuple[Node, Kernel]] = []

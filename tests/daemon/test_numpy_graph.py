@@ -224,6 +224,8 @@ def test_reader_matches_the_onnx_package(bundle):
         graph = read_onnx(bundle.graphs[name])
         assert graph.opsets == {o.domain: o.version for o in model.opset_import}
         assert graph.outputs == tuple(o.name for o in model.graph.output)
+        declared = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim) for i in model.graph.input}
+        assert graph.input_shapes == {name: declared[name] for name in graph.inputs}
         assert set(graph.initializers) == {i.name for i in model.graph.initializer}
         for init in model.graph.initializer:
             assert np.array_equal(graph.initializers[init.name], numpy_helper.to_array(init))
@@ -276,11 +278,12 @@ def _ints(rng, shape, scale, bound):
     ((3, 2), (2, 1), (2, 0, 1, 1), (2, 1), False),
     ((1, 1), (3, 3), (0, 1, 0, 2), (1, 1), True),
 ])
-def test_conv_matches_onnxruntime(helper, kernel, strides, pads, dilations, bias):
-    rng = np.random.default_rng(sum(kernel) + sum(pads))
-    x = _ints(rng, (3, 5, 11, 9), 0.25, 31)
-    w = _ints(rng, (4, 5, *kernel), 0.0625, 8)
-    inits = {"w": w, **({"b": rng.standard_normal(4).astype(np.float32)} if bias else {})}
+@pytest.mark.parametrize("channels_in, channels_out", [(5, 4), (2, 6)])  # both ways of numpy_graph.conv
+def test_conv_matches_onnxruntime(helper, kernel, strides, pads, dilations, bias, channels_in, channels_out):
+    rng = np.random.default_rng(sum(kernel) + sum(pads) + channels_in)
+    x = _ints(rng, (3, channels_in, 11, 9), 0.25, 31)
+    w = _ints(rng, (channels_out, channels_in, *kernel), 0.0625, 8)
+    inits = {"w": w, **({"b": rng.standard_normal(channels_out).astype(np.float32)} if bias else {})}
     node = helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["y"], kernel_shape=list(kernel),
                             strides=list(strides), pads=list(pads), dilations=list(dilations), group=1)
     got, want = _run_both(node, {"x": x}, inits)
