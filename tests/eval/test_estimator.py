@@ -1,4 +1,4 @@
-"""hw/estimator.py's agreement measures (pure numpy)."""
+"""eval/model/estimator.py's agreement measures (pure numpy)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 
 def test_same_best_rate_and_pick_rank():
-    from snapseal.hw.estimator import pick_rank, same_best_rate
+    from snapseal.eval.model.estimator import pick_rank, same_best_rate
 
     reference = np.array([1.0, 3.0, 2.0, 0.0, 5.0, 4.0])
     groups = [np.arange(0, 3), np.arange(3, 6)]

@@ -13,7 +13,7 @@ Candidates: ``at_mean`` (one decoder pass at z = mu_z: what one bitstream comput
 Printed: Spearman rho vs L=10 over all crops, and the rate at which each estimator picks the
 same best crop per track (and per window) as L=10.
 
-    python -m snapseal.hw.estimator [--video [--walkby-seeds 2] [--window 10]]
+    python -m snapseal.eval.model.estimator [--video [--walkby-seeds 2] [--window 10]]
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def report(name: str, tracks: list[np.ndarray], window: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snapseal.hw.estimator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m snapseal.eval.model.estimator", description=__doc__.splitlines()[0])
     parser.add_argument("--video", action="store_true", help="real tracks from videos instead of degraded copies")
     parser.add_argument("--walkby-seeds", type=int, default=2, help="rendered walk-by videos (0 = carphone only)")
     parser.add_argument("--window", type=int, default=10, help="also compare per window of this many crops")
