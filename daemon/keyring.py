@@ -70,6 +70,15 @@ def canonical_json(document: Any) -> bytes:
                       allow_nan=False).encode("ascii")
 
 
+def _no_constants(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def strict_json(blob: bytes | str) -> Any:
+    """json.loads without NaN/Infinity (which a standard parser rejects and canonical_json refuses)."""
+    return json.loads(blob, parse_constant=_no_constants)
+
+
 def b64(raw: bytes) -> str:
     return base64.b64encode(bytes(raw)).decode("ascii")
 
@@ -226,7 +235,7 @@ def read_authority_key(path: Path | str) -> bytes:
     path = Path(path)
     try:
         blob = path.read_bytes()[:65536]
-        document = json.loads(blob.decode("utf-8"))
+        document = strict_json(blob.decode("utf-8"))
     except FileNotFoundError:
         raise KeyringError(f"{path}: authority key file not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -247,7 +256,7 @@ def parse_keyring(blob: bytes, source: str = "keyring") -> Keyring:
     if len(blob) > MAX_KEYRING_BYTES:
         raise KeyringError(f"{source}: not a keyring (larger than {MAX_KEYRING_BYTES} bytes)")
     try:
-        document = json.loads(bytes(blob).decode("utf-8"))
+        document = strict_json(bytes(blob).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise KeyringError(f"{source}: not a keyring (garbled JSON)") from None
     if not isinstance(document, dict) or "snapseal_keyring" not in document:

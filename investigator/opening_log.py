@@ -41,7 +41,7 @@ import nacl.signing
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.files import fsync_directory
-from snapseal.daemon.keyring import b64, canonical_json, unb64, utc_text
+from snapseal.daemon.keyring import b64, canonical_json, strict_json, unb64, utc_text
 from snapseal.daemon.keys import key_id_of
 
 LOG_DOMAIN = b"snapseal/log/v1\x00"
@@ -207,7 +207,7 @@ def _verify_lines(lines: list[bytes], authority_key: bytes) -> LogCheck:
 
     for number, line in enumerate(lines, start=1):
         try:
-            entry = json.loads(line.decode("utf-8"))
+            entry = strict_json(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             return bad(number, "garbled (not JSON)")
         if not isinstance(entry, dict) or set(entry) != set(FIELDS):

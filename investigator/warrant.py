@@ -47,7 +47,7 @@ import nacl.signing
 
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.files import check_private_file, write_file_atomically
-from snapseal.daemon.keyring import b64, canonical_json, unb64, utc_text
+from snapseal.daemon.keyring import b64, canonical_json, strict_json, unb64, utc_text
 from snapseal.daemon.keys import InvestigatorKeyPair, key_id_of
 from snapseal.investigator.authority import (
     Authority,
@@ -304,7 +304,7 @@ def load_warrant(path: Path | str, authority_key: bytes | None = None, at_ms: in
     try:
         with open(path, "rb") as handle:
             blob = handle.read(MAX_WARRANT_BYTES + 1)
-        document = json.loads(blob.decode("utf-8"))
+        document = strict_json(blob.decode("utf-8"))
     except FileNotFoundError:
         raise SnapsealError(f"{path}: warrant not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

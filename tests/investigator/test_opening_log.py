@@ -211,3 +211,11 @@ def test_any_changed_field_even_re_signed_is_named_never_a_traceback(log, keys, 
         return
     assert not check.ok and check.bad_entry is not None and check.bad_entry <= index + 2
     assert "\n" not in check.reason
+
+
+def test_nan_in_an_entry_is_garbled_not_a_traceback(log, keys):
+    lines = lines_of(log.path)
+    lines[2] = lines[2].replace(b'"detail":{', b'"detail":{"x":NaN,', 1)
+    put(log.path, lines)
+    check = verify_log(log.path, bytes(keys[0].verify_key))
+    assert check.bad_entry == 3 and "not JSON" in check.reason

@@ -365,7 +365,10 @@ def test_a_re_signed_warrant_with_any_field_changed_loads_or_is_one_line(setup, 
         target = target[step]
     target[where[-1]] = data.draw(json_values, label="value")
     with authority.unlock_files(shares[:2]) as secret:
-        document["signature"] = wr.b64(secret.signing_key.sign(wr._signed(public)).signature)
+        try:
+            document["signature"] = wr.b64(secret.signing_key.sign(wr._signed(public)).signature)
+        except ValueError:  # NaN: not JSON, no signer could have produced it; the file still must not crash us
+            document["signature"] = wr.b64(bytes(64))
     mutated = root / "mutated.warrant"
     mutated.write_text(json.dumps(document))
     os.chmod(mutated, 0o600)
