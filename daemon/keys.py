@@ -225,7 +225,7 @@ def _read_key_file(path: Path, expected_kind: str) -> tuple[str, bytes]:
 
 def _check_key_id(path: Path, stated: str, actual: str) -> None:
     if stated != actual:
-        raise SnapsealError(f"{path}: garbled key (key_id {stated} does not match the key, {actual})")
+        raise SnapsealError(f"{path}: garbled key (key_id {stated!r} does not match the key, {actual})")
 
 
 def load_investigator_public(path: Path | str) -> InvestigatorPublicKey:

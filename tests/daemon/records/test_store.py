@@ -214,8 +214,8 @@ def test_list_headers_reads_headers_only_and_reports_bad_files(tmp_path):
 def _all_bytes_under(*roots) -> list[bytes]:
     blobs = []
     for root in roots:
-        for dirpath, _, files in os.walk(root):
-            for name in files:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
                 with open(os.path.join(dirpath, name), "rb") as handle:
                     blobs.append(handle.read())
     return blobs
