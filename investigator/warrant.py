@@ -379,8 +379,10 @@ class WarrantKeySource:
             earliest = max(int(created_ms), period.start_ms)
             latest = min(int(created_ms) + MAX_HEADER_COARSENESS_MS, period.end_ms)  # exclusive
             start, end = self.warrant.window
-            if latest <= start or earliest >= end:
-                raise self._refuse(record, f"made {utc_text(created_ms)} or within a day after, outside the window")
+            if earliest >= end:
+                raise self._refuse(record, f"made at or after {utc_text(earliest)}, after the window")
+            if latest <= start:
+                raise self._refuse(record, f"made before {utc_text(latest)}, before the window")
         return self.warrant.keys[key_id]
 
     def admit(self, record: Any) -> None:
