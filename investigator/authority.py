@@ -191,6 +191,14 @@ class AuthorityPublic:
 # ---------------------------------------------------------------- the vault
 
 
+VAULT_ENTRY_DOMAIN = b"snapseal/vault-entry/v1\x00"
+
+
+def vault_entry_bytes(camera_id: str, entry: VaultEntry) -> bytes:
+    return VAULT_ENTRY_DOMAIN + canonical_json({"camera_id": camera_id, "start_ms": entry.start_ms,
+                                                "end_ms": entry.end_ms, "public": b64(entry.public)})
+
+
 @dataclass
 class VaultEntry:
     start_ms: int
@@ -199,6 +207,7 @@ class VaultEntry:
     sealed: bytes | None  # sealed box of the 32-byte private key to the vault key; None = destroyed
     destroy_after_ms: int
     destroyed_ms: int | None = None
+    signature: bytes = b""  # authority Ed25519 over vault_entry_bytes(camera, start, end, public)
 
     @property
     def key_id(self) -> str:
@@ -207,14 +216,15 @@ class VaultEntry:
     def to_json(self) -> dict:
         return {"start_ms": self.start_ms, "end_ms": self.end_ms, "key_id": self.key_id, "public": b64(self.public),
                 "sealed": b64(self.sealed) if self.sealed is not None else None,
-                "destroy_after_ms": self.destroy_after_ms, "destroyed_ms": self.destroyed_ms}
+                "destroy_after_ms": self.destroy_after_ms, "destroyed_ms": self.destroyed_ms,
+                "signature": b64(self.signature)}
 
     @classmethod
     def from_json(cls, row: dict) -> VaultEntry:
         sealed = row.get("sealed")
         entry = cls(int(row["start_ms"]), int(row["end_ms"]), unb64(row["public"], 32, "public"),
                     unb64(sealed, 32 + 48, "sealed") if sealed is not None else None,
-                    int(row["destroy_after_ms"]), row.get("destroyed_ms"))
+                    int(row["destroy_after_ms"]), row.get("destroyed_ms"), unb64(row["signature"], 64, "signature"))
         if row.get("key_id") != entry.key_id:
             raise ValueError("key_id does not match its public key")
         return entry
@@ -293,7 +303,18 @@ class Authority:
         except OSError as error:
             raise SnapsealError(f"{path}: cannot write the vault: {error.strerror or error}") from None
 
-    def unseal(self, secret: AuthoritySecret, entry: VaultEntry) -> nacl.public.PrivateKey:
+    def check_entry(self, camera_id: str, entry: VaultEntry) -> None:
+        """The period's public key is the one the authority made: the vault's public key is public,
+        so anyone who can write the vault could otherwise slip in a key pair of their own."""
+        try:
+            nacl.signing.VerifyKey(self.public.sign_key).verify(vault_entry_bytes(camera_id, entry), entry.signature)
+        except (nacl.exceptions.CryptoError, ValueError):
+            raise SnapsealError(f"{self.vault_path(camera_id)}: the entry for the period starting "
+                                f"{utc_text(entry.start_ms)} is not signed by this authority (vault edited?); "
+                                f"nothing done") from None
+
+    def unseal(self, secret: AuthoritySecret, entry: VaultEntry, camera_id: str) -> nacl.public.PrivateKey:
+        self.check_entry(camera_id, entry)
         if entry.sealed is None:
             raise SnapsealError(f"period key {entry.key_id} was destroyed at expiry")
         try:
@@ -436,6 +457,7 @@ def issue_keyring(authority: Authority, secret: AuthoritySecret, camera_id: str,
     by_start = {entry.start_ms: entry for entry in entries}
     vault_key = nacl.public.PublicKey(authority.public.vault_key)
     rows, new = [], 0
+    signing = secret.signing_key
     for start, end in zip(bounds, bounds[1:]):
         entry = by_start.get(start)
         if entry is None:
@@ -447,6 +469,7 @@ def issue_keyring(authority: Authority, secret: AuthoritySecret, camera_id: str,
             private = nacl.public.PrivateKey.generate()
             entry = VaultEntry(start, end, bytes(private.public_key), nacl.public.SealedBox(vault_key).encrypt(bytes(private)),
                                end + retention_ms)
+            entry.signature = signing.sign(vault_entry_bytes(camera_id, entry)).signature
             del private
             entries.append(entry)
             by_start[start] = entry
@@ -459,9 +482,9 @@ def issue_keyring(authority: Authority, secret: AuthoritySecret, camera_id: str,
             raise SnapsealError(f"camera {camera_id}: the key of the period starting {utc_text(start)} was destroyed "
                                 f"at expiry; a keyring cannot cover that period again")
         else:
+            authority.check_entry(camera_id, entry)
             entry.destroy_after_ms = max(entry.destroy_after_ms, end + retention_ms)
         rows.append([start, b64(entry.public)])
-    signing = secret.signing_key
     document = {"snapseal_keyring": KEYRING_VERSION, "camera_id": camera_id, "keyring_id": secrets.token_hex(8),
                 "issued_ms": at_ms, "authority_key": b64(bytes(signing.verify_key)), "periods": rows,
                 "end_ms": bounds[-1]}

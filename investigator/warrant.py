@@ -266,7 +266,7 @@ def issue_warrant(authority: Authority, secret: AuthoritySecret, cameras: Sequen
             notes.append(f"camera {camera_id}: {len(entries) - len(live)} period key(s) in the window were destroyed "
                          f"at expiry and are not in the warrant")
         for entry in live:
-            keys[entry.key_id] = InvestigatorKeyPair(authority.unseal(secret, entry))
+            keys[entry.key_id] = InvestigatorKeyPair(authority.unseal(secret, entry, camera_id))
             rows.append({"camera_id": camera_id, "start_ms": entry.start_ms, "end_ms": entry.end_ms,
                          "key_id": entry.key_id, "expires_ms": entry.destroy_after_ms})
     signing = secret.signing_key

@@ -192,9 +192,9 @@ def test_expiry_destroys_the_keys_no_one_can_open_those_periods_any_more(authori
     # all trustees together: every share, the secret rebuilt, every vault entry tried
     with the_authority.unlock_files(shares) as secret:
         with pytest.raises(SnapsealError, match="destroyed at expiry"):
-            the_authority.unseal(secret, after[0])
+            the_authority.unseal(secret, after[0], "cam-01")
         for entry in after[1:]:
-            private = the_authority.unseal(secret, entry)
+            private = the_authority.unseal(secret, entry, "cam-01")
             with pytest.raises(nacl.exceptions.CryptoError):
                 nacl.public.SealedBox(private).decrypt(box)
         with pytest.raises(SnapsealError, match="destroyed at expiry"):
@@ -231,5 +231,30 @@ def test_an_edited_vault_entry_is_caught_when_unsealed(authority):
     entries = the_authority.read_vault("cam-01")
     with the_authority.unlock_files(shares[:2]) as secret:
         with pytest.raises(SnapsealError, match="wrong private key"):
-            the_authority.unseal(secret, entries[0])
+            the_authority.unseal(secret, entries[0], "cam-01")
     assert unb64(document["periods"][0]["public"], 32, "public") == entries[0].public
+
+
+def test_a_key_pair_slipped_into_the_vault_is_never_handed_to_a_camera_or_a_warrant(tmp_path, authority):
+    """The vault's public key is public: anyone who can write the vault can seal a private key of
+    their own to it. Every entry is signed by the authority, so such an entry is refused."""
+    the_authority, shares = authority
+    issue(the_authority, shares, days=3)
+    path = the_authority.vault_path("cam-01")
+    document = json.loads(path.read_text())
+    mine = nacl.public.PrivateKey.generate()
+    row = document["periods"][1]
+    row["public"] = auth.b64(bytes(mine.public_key))
+    row["key_id"] = auth.key_id_of(bytes(mine.public_key))
+    row["sealed"] = auth.b64(nacl.public.SealedBox(nacl.public.PublicKey(the_authority.public.vault_key))
+                             .encrypt(bytes(mine)))
+    path.write_text(json.dumps(document))
+    with pytest.raises(SnapsealError, match="not signed by this authority"):
+        issue(the_authority, shares, days=3)
+    from snapseal.investigator import warrant as wr
+
+    with the_authority.unlock_files(shares[:2]) as secret:
+        with pytest.raises(SnapsealError, match="not signed by this authority"):
+            wr.issue_warrant(the_authority, secret, ["cam-01"], START_MS, START_MS + 3 * DAY_MS, "x",
+                             tmp_path / "w.warrant", at_ms=START_MS)
+    assert not (tmp_path / "w.warrant").exists()
