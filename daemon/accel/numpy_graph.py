@@ -14,9 +14,10 @@ Quant nodes as exported or after ``qonnx_graph.fold_weight_quants`` plus
 Quant          qonnx's integer quantizer. On constants (the weights) qonnx's own maths, folded
                once at load; on activations only power-of-two scale, zero zero-point and ROUND
                (as Div, Round, Clip, Mul), the rule the ``ort`` rewrite enforces
-Conv           2-D, group 1, strides, pads, dilations, optional bias; im2col + one float32 matmul
-ConvTranspose  2-D, group 1, strides, pads, dilations, output_padding, optional bias; one float32
-               matmul + col2im
+Conv           2-D, group 1, strides, pads, dilations, optional bias; im2col + float32 matmul
+               (a few kernel taps at a time: at most ``COLUMNS_BUDGET`` bytes of columns)
+ConvTranspose  2-D, group 1, strides, pads, dilations, output_padding, optional bias; float32
+               matmul + col2im (the same way)
 Resize         mode nearest; coordinate_transformation_mode asymmetric, half_pixel,
                pytorch_half_pixel or align_corners; every nearest_mode; constant scales or sizes
 LeakyRelu, Add, Mul, Div, Round, Clip   elementwise float32 with numpy broadcasting (as ONNX)
@@ -26,8 +27,9 @@ Anything else (another op, another attribute value) is refused when the graph is
 one SnapsealError naming the file, the node, the op and the attribute.
 
 Why it is bit-exact with onnxruntime: every activation and weight is an integer times a power of
-two, and the sums of a convolution stay far below 2**24 in units of the product's scale, so a
-float32 accumulation is exact in any order (BLAS, im2col, col2im: all the same numbers). What
+two (per tensor, per output channel), and the sums of a convolution stay far below 2**24 in
+units of the product's scale, so a float32 accumulation is exact in any order (any BLAS,
+im2col, col2im: all the same numbers; the test file checks this premise on the bundle). What
 is not exact (the batch-norm Mul and Add, a bias) is one elementwise IEEE float32 operation,
 done as its own step here exactly as the graph says (no fusing). ``tests/daemon/test_numpy_graph.py``
 compares every output tensor bit for bit with the ``ort`` engine.
