@@ -105,10 +105,12 @@ class _ScheduledDetector:
     """What ``eval.frames.run_tracks`` gets instead of a plain detector: the variant's detector
     behind the detection schedule, fed by the tracker ``run_tracks`` makes right after it
     (frames are numbered by call, as run_tracks numbers them). Until a tracker is bound (the
-    clean-photo reference detector) every call is a full detection."""
+    clean-photo reference detector) every call goes to the eval's own detector, so every
+    variant is compared against the same references."""
 
-    def __init__(self, detector, variant: dict, timing: dict) -> None:
+    def __init__(self, reference, detector, variant: dict, timing: dict) -> None:
         self.name = detector.name
+        self.reference = reference  # the eval's own detector: clean-photo references stay the same
         self.detector = detector
         self.schedule = DetectionSchedule(detector, variant["k"], window=variant["window"])
         self.tracker = None
@@ -118,7 +120,7 @@ class _ScheduledDetector:
 
     def detect(self, image):
         if self.tracker is None:
-            return self.detector.detect(image)
+            return self.reference.detect(image)
         started = time.perf_counter()
         detections = self.schedule.detect(image, self.index,
                                           lambda i: self.tracker.predicted_boxes(i, FOLLOW_LIVE_TRACKS))
@@ -135,8 +137,9 @@ def _patch_frames(frames_module, variant: dict, timing: dict):
     made: list[_ScheduledDetector] = []
 
     def scheduled_detector(**kwargs):
+        reference = make_detector(**kwargs)
         kwargs.update(backend=variant["runtime"], pyramid_interpolation=variant["pyramid"])
-        made.append(_ScheduledDetector(make_detector(**kwargs), variant, timing))
+        made.append(_ScheduledDetector(reference, make_detector(**kwargs), variant, timing))
         return made[-1]
 
     def bound_tracker(*args, **kwargs):
