@@ -53,6 +53,7 @@ KEYRING_DOMAIN = b"snapseal/keyring/v1\x00"
 MAX_KEYRING_BYTES = 8 * 1024 * 1024  # ~60 bytes a period: far above years of hourly periods
 DEFAULT_LOW_WARNING_DAYS = 30.0
 WARN_EVERY_S = 6 * 3600.0  # a low keyring is logged at most this often
+HEALTH_CHECK_EVERY_S = 60.0  # recipient_for looks at the keyring's health at most this often
 DAY_S = 86400.0
 MAX_TIME_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z
 
@@ -152,6 +153,7 @@ class Keyring:
     low_warning_s: float = DEFAULT_LOW_WARNING_DAYS * DAY_S
     _starts: list[int] = field(default_factory=list, repr=False)
     _last_warning: float = field(default=float("-inf"), repr=False)
+    _last_check: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
         self._starts = [period.start_ms for period in self.periods]
@@ -189,7 +191,9 @@ class Keyring:
     def recipient_for(self, created_s: float) -> InvestigatorPublicKey:
         """The public key of the period ``created_s`` (seconds since the epoch) falls in."""
         period = self.period_for(created_s)
-        self.warn_if_low(created_s)
+        if not abs(created_s - self._last_check) < HEALTH_CHECK_EVERY_S:  # not on every record
+            self._last_check = created_s
+            self.warn_if_low(created_s)
         return period.public
 
     # -------------------------------------------------------------- running low
