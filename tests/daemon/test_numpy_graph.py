@@ -72,7 +72,7 @@ def test_golden_vectors_integers_equal(bundle, golden, numpy_engine):
 
 
 def test_encoder_and_forward_at_mean_agree(bundle, golden, numpy_engine):
-    crops = golden[1][:40]
+    crops = golden[1][:8]
     latent = numpy_engine.encode(crops)
     raw = numpy_engine.run_forward_at_mean_raw(crops)
     assert _same_bits(latent.mu, raw["mu_z"].reshape(len(crops), -1))
@@ -112,9 +112,10 @@ def test_bundle_accumulators_are_exact_in_float32(bundle):
 
 
 def test_batch_size_and_tap_chunking_do_not_change_results(bundle, random_crops, monkeypatch):
-    reference = EmulateAccelerator(bundle, engine="numpy", batch_size=len(random_crops)).run_forward_at_mean_raw(random_crops)
+    crops = random_crops[:7]
+    reference = EmulateAccelerator(bundle, engine="numpy", batch_size=len(crops)).run_forward_at_mean_raw(crops)
     monkeypatch.setattr(numpy_graph, "COLUMNS_BUDGET", 1)  # one kernel tap per matmul
-    small = EmulateAccelerator(bundle, engine="numpy", batch_size=3).run_forward_at_mean_raw(random_crops)
+    small = EmulateAccelerator(bundle, engine="numpy", batch_size=3).run_forward_at_mean_raw(crops)
     for name in reference:
         assert _same_bits(reference[name], small[name]), name
 
@@ -358,12 +359,14 @@ def test_resize_nearest_matches_onnxruntime(helper, coordinates, nearest, scales
     assert _same_bits(got, want)
 
 
+@pytest.mark.build
+@pytest.mark.slow
 def test_nearest_upsampling_model_matches_ort_engine(tmp_path):
     """The model's other decoder (quantize/model.py, decoder_upsampling="nearest": Resize + conv)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("brevitas")
     pytest.importorskip("onnxruntime")
-    from snapseal.daemon.accel.emulate import OrtRunner, quant_to_standard_ops  # noqa: F401
+    from snapseal.daemon.accel.emulate import OrtRunner
     from snapseal.quantize.export import export_qonnx_graphs
     from snapseal.quantize.model import VAE, VAEConfig
 
