@@ -435,7 +435,10 @@ class IouTracker:
                 low, high = self.reid_speed
                 ok = (along >= low * speed * gap) & (along <= high * speed * gap + 0.5 * size)
                 ok &= across <= self.reid_lateral * size
-            ratio = np.maximum(sizes, expected) / np.maximum(np.minimum(sizes, expected), 1e-9)
+            # about its last size, or about the size its last growth leads to (a partly hidden
+            # face's last boxes can shrink: either is accepted)
+            ratio = np.minimum(np.maximum(sizes, expected) / np.maximum(np.minimum(sizes, expected), 1e-9),
+                               np.maximum(sizes, size) / np.maximum(np.minimum(sizes, size), 1e-9))
             ok &= ratio <= self.reid_size_ratio
             cost[row, ok] = (across[ok] / size) + 0.01 * gap
         return [(lost[r], free[c]) for r, c in greedy_match(cost, 1e9)]

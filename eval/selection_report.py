@@ -55,6 +55,7 @@ def video_selection(args, embedders, methods, progress: bool) -> str:
 
     default_name = methods.label(keys.DEFAULT_EMULATE)
     rivals = [methods.label(k) or k for k in RIVAL_KEYS]
+    _save_tracks(args.work / "selection_tracks.pkl", collected, track_scores, features, groups, embedded)
 
     # --- the rankers, chosen by cross-validation over people on the evidence view -----------
     cv_rows, cv_results = [], []
@@ -206,6 +207,21 @@ def _write_model_card(path, cv_rows, cv_results, raw, targets: str, people: int,
                                      "objective in-sample", "objective cross-validated"], cv_rows)
             + "\n**The VAE's part in the choice**: " + verdict + "\n" + "\n".join(_vae_part(raw)) + "\n" + targets)
     report.replace_block(path, "chooser", body)
+
+
+def _save_tracks(path, collected, track_scores, features, groups, embedded) -> None:
+    """Per track, what the rankers were chosen from (for research on other rankers without re-running)."""
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"tracks": [(raw.video, raw.track_id, identity) for raw, identity in collected.labelled],
+               "groups": list(groups), "scores": track_scores,
+               "deviation": [f.deviation for f in features], "height": [f.height for f in features],
+               "confidence": [np.array([d.confidence for d in raw.detections]) for raw, _ in collected.labelled],
+               "landmarks": [np.stack([np.asarray(d.landmarks, np.float64) for d in raw.detections])
+                             for raw, _ in collected.labelled],
+               "distances": {f"{e}/{v}": [t.distances for t in vt.tracks] for (e, v), vt in embedded.items()}}
+    path.write_bytes(pickle.dumps(payload))
 
 
 def _records_per_person(collected) -> str:
