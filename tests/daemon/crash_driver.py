@@ -25,6 +25,8 @@ def main() -> int:
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--provisional-interval", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--overlap", type=float, default=0.0)
+    parser.add_argument("--tracker", default="distance")
     args = parser.parse_args()
 
     from snapseal.daemon.config import load_config
@@ -43,12 +45,12 @@ def main() -> int:
             return np.abs(np.diff(crops, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(crops, axis=2)).mean(axis=(1, 2))
 
     configure_logging("json", stream=sys.stderr)
-    plan = plan_walkby(320, 240, n_people=args.people, frames_per_person=args.frames, overlap=0.0, fps=args.fps,
+    plan = plan_walkby(320, 240, n_people=args.people, frames_per_person=args.frames, overlap=args.overlap, fps=args.fps,
                        seed=args.seed)
     config = load_config(None, {"camera.source": args.video, "store.dir": args.store, "keys.recipient": args.recipient,
                                 "camera.realtime": args.realtime, "quality.batch_size": args.batch_size,
                                 "tracker.min_length_frames": 5, "tracker.max_age_frames": 5,
-                                "tracker.kind": "distance"})
+                                "tracker.kind": args.tracker})
     built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=Sharpness(),
                            background_scoring=args.batch_size > 1)
     built.pipeline.sink.provisional_interval_s = args.provisional_interval
@@ -56,9 +58,13 @@ def main() -> int:
     print("ready", flush=True)
     summary = run_service(built)
     sink = built.pipeline.sink
-    print(json.dumps({"frames": summary.frames, "seconds": summary.seconds, "sink": sink.stats.as_dict(),
-                      "store_bytes_written": sink.store.bytes_written, "store_writes": sink.store.written_records}),
-          flush=True)
+    from pathlib import Path
+
+    final_bytes = sum(path.stat().st_size for path in Path(args.store).glob("*.snap"))
+    print(json.dumps({"frames": summary.frames, "seconds": summary.seconds, "scene_seconds": plan.n_frames / args.fps,
+                      "sink": sink.stats.as_dict(), "store_bytes_written": sink.store.bytes_written,
+                      "store_writes": sink.store.written_records, "final_bytes_on_disk": final_bytes,
+                      "records_on_disk": len(list(Path(args.store).glob("*.snap")))}), flush=True)
     return 0
 
 

@@ -153,7 +153,8 @@ def test_the_process_is_not_dumpable_and_has_no_core_limit():
     import sys
 
     script = ("import resource, ctypes, ctypes.util\n"
-              "resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+              "hard = resource.getrlimit(resource.RLIMIT_CORE)[1]\n"
+              "resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))  # as loose as this test may make it\n"
               "from snapseal.daemon.systemd import harden_process\n"
               "done = harden_process()\n"
               "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
