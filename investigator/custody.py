@@ -29,7 +29,8 @@ from typing import Iterable, Sequence
 import shamir_mnemonic
 
 from snapseal.daemon.errors import SnapsealError
-from snapseal.daemon.keys import InvestigatorKeyPair, write_file_atomically
+from snapseal.daemon.files import write_file_atomically
+from snapseal.daemon.keys import InvestigatorKeyPair
 
 MAX_SHARES = 16  # SLIP-39's limit on members of a group
 KEY_ID_PREFIX = "# key_id:"

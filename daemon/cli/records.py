@@ -150,6 +150,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     now = _parse_now(args.now)
+    if args.retention_days is not None and not 0 < args.retention_days <= 36500:
+        raise SnapsealError(f"--retention-days {args.retention_days}: must be in (0, 36500]")
     retention_s = args.retention_days * 86400.0 if args.retention_days is not None else None
     if args.dry_run:
         due = [s for s in store.list_headers(args.dir)

@@ -158,12 +158,30 @@ def record_files(paths: Iterable[Path | str]) -> list[Path]:
     return files
 
 
-def read_stored_header(path: Path) -> StoredRecord:
-    """One record file's verdict (daemon/records/verify.check_file) for listings; never raises."""
+VerdictCache = dict  # file name -> ((size, mtime_ns, inode), StoredRecord)
+
+
+def read_stored_header(path: Path, cache: VerdictCache | None = None) -> StoredRecord:
+    """One record file's verdict (daemon/records/verify.check_file) for listings; never raises.
+
+    With ``cache`` (kept by a ``RecordStore``), a file whose size, mtime and inode did not change
+    since it was last checked keeps its verdict: the periodic purge does not re-read every record."""
     try:
-        mtime_ns = os.stat(path).st_mtime_ns
+        info = os.stat(path)
+        mtime_ns, stamp = info.st_mtime_ns, (info.st_size, info.st_mtime_ns, info.st_ino)
     except OSError:
-        mtime_ns = 0
+        mtime_ns, stamp = 0, None
+    if cache is not None and stamp is not None:
+        hit = cache.get(path.name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    stored = _check_stored(path, mtime_ns)
+    if cache is not None and stamp is not None:
+        cache[path.name] = (stamp, stored)
+    return stored
+
+
+def _check_stored(path: Path, mtime_ns: int) -> StoredRecord:
     verdict = check_file(path)
     if verdict.error is None:
         return StoredRecord(path, verdict.size, verdict.header, None, verdict.note, mtime_ns)
@@ -176,12 +194,17 @@ def read_stored_header(path: Path) -> StoredRecord:
     return StoredRecord(path, verdict.size, header, f"{verdict.error.reason}: {verdict.error.detail}", "", mtime_ns)
 
 
-def list_headers(directory: Path | str) -> list[StoredRecord]:
+def list_headers(directory: Path | str, cache: VerdictCache | None = None) -> list[StoredRecord]:
     """Every ``*.snap`` in ``directory``, oldest first; unreadable ones last, with their error."""
     directory = Path(directory)
     if not directory.is_dir():
         raise SnapsealError(f"{directory}: not a directory of records")
-    stored = [read_stored_header(path) for path in record_files([directory])]
+    files = record_files([directory])
+    if cache is not None:
+        names = {path.name for path in files}
+        for gone in [name for name in cache if name not in names]:
+            del cache[gone]
+    stored = [read_stored_header(path, cache) for path in files]
     return sorted(stored, key=lambda s: (s.header is None, s.header.created_ms if s.header else 0,
                                          s.header.sequence if s.header else 0, s.mtime_ns, s.path.name))
 
@@ -203,12 +226,13 @@ def _note_deleted_sequences(directory: Path, deleted: list[StoredRecord]) -> Non
         _write_sequence_state(state_path, state)
 
 
-def purge_expired(directory: Path | str, now: float, retention_s: float | None = None) -> list[StoredRecord]:
+def purge_expired(directory: Path | str, now: float, retention_s: float | None = None,
+                  cache: VerdictCache | None = None) -> list[StoredRecord]:
     """Delete verified records whose expiry is at or before ``now``, and (with ``retention_s``)
     files that do not verify and are older than the retention period; return what went."""
     directory = Path(directory)
     due = []
-    for stored in list_headers(directory):
+    for stored in list_headers(directory, cache):
         if stored.error is None and stored.header is not None:
             if stored.header.is_expired(now):
                 due.append(stored)
@@ -269,6 +293,7 @@ class RecordStore:
     directory_recreated: int = field(init=False, default=0)
     removed_temp_files: list[Path] = field(init=False, default_factory=list)
     finished_temp_files: list[Path] = field(init=False, default_factory=list)
+    _verdicts: dict = field(init=False, default_factory=dict, repr=False)  # read_stored_header's cache
     # write() and purge_expired() may run on different threads (sealing vs. a purge timer).
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
@@ -301,7 +326,7 @@ class RecordStore:
             except OSError:
                 old_size = 0
         if self.used_bytes - old_size + size > self.quota_bytes:
-            purge_expired(self.directory, self.clock(), self.retention_s)
+            purge_expired(self.directory, self.clock(), self.retention_s, self._verdicts)
             self.used_bytes = _used_bytes(self.directory)  # also sees deletions by `snapseal purge`
         if self.used_bytes - old_size + size > self.quota_bytes:
             self.refused_records += 1
@@ -338,7 +363,7 @@ class RecordStore:
 
     def purge_expired(self, now: float | None = None) -> list[StoredRecord]:
         with self._lock:
-            deleted = purge_expired(self.directory, self.clock() if now is None else now, self.retention_s)
+            deleted = purge_expired(self.directory, self.clock() if now is None else now, self.retention_s, self._verdicts)
             self.used_bytes = _used_bytes(self.directory)
             return deleted
 

@@ -274,3 +274,16 @@ def test_purge_does_not_believe_an_unverifiable_expiry(tmp_path):
 def test_record_errors_never_print_raw_control_characters():
     error = RecordError("bad\x1b[31mname.snap", "x")
     assert "\x1b" not in str(error) and "\\x1b" in str(error)
+
+
+def test_the_store_re_checks_a_file_that_changed_since_its_last_purge(tmp_path):
+    store = RecordStore(tmp_path, 10_000_000)
+    sealer = RecordSealer(INVESTIGATOR.public, DEVICE, "cam", 86400.0)
+    path = store.write(sealer.seal(np.zeros((64, 64), np.uint8), CropMeta(1, NOW, (0, 0, 64, 64), 1.0, "s", "m"),
+                                   now=NOW))
+    assert store.purge_expired(NOW) == [] and store._verdicts[path.name][1].error is None
+    data = bytearray(path.read_bytes())
+    struct.pack_into(">q", data, 36, int(NOW))  # expiry forged to now
+    path.write_bytes(bytes(data))
+    assert store.purge_expired(NOW) == []  # not believed: it no longer verifies
+    assert "tampered" in store._verdicts[path.name][1].error and path.exists()
