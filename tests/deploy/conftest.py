@@ -131,9 +131,30 @@ def fpga_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bitstream_bundle(tmp_path_factory.mktemp("bundle-fpga"))
 
 
+NCNN_FILES = ("pnet.param", "pnet.bin", "rnet.param", "rnet.bin", "onet.param", "onet.bin")
+
+
 def base_args(root: Path, bundle: Path, recipient: Path, wheel: Path, pynq_venv: Path) -> list:
+    """install.sh's arguments for a staged Pynq-Z2 install (its profile runs ncnn: stand-in
+    weights, which install.sh only copies)."""
+    weights = _session_ncnn_weights()
     return ["--board", "pynq-z2", "--bundle", bundle, "--recipient", recipient, "--wheel", wheel,
-            "--pynq-venv", pynq_venv, "--root", root, "--camera-id", "cam-07"]
+            "--pynq-venv", pynq_venv, "--root", root, "--camera-id", "cam-07", "--ncnn-weights", weights]
+
+
+_NCNN_WEIGHTS: list[Path] = []
+
+
+def _session_ncnn_weights() -> Path:
+    """One stand-in ncnn weights folder for the whole test session."""
+    if not _NCNN_WEIGHTS:
+        import tempfile
+
+        weights = Path(tempfile.mkdtemp(prefix="mtcnn-ncnn-"))
+        for name in NCNN_FILES:
+            (weights / name).write_bytes(f"fake {name}\n".encode())
+        _NCNN_WEIGHTS.append(weights)
+    return _NCNN_WEIGHTS[0]
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,10 @@ EXPECTED = {
     "opt/snapseal/bundle/graph.onnx": ("file", 0o644, "root", "root"),
     "opt/snapseal/bundle/sub": ("dir", 0o755, "root", "root"),
     "opt/snapseal/bundle/sub/eps.npy": ("file", 0o644, "root", "root"),
+    "opt/snapseal/detector": ("dir", 0o755, "root", "root"),
+    "opt/snapseal/detector/mtcnn-ncnn": ("dir", 0o755, "root", "root"),
+    "opt/snapseal/detector/mtcnn-ncnn/pnet.param": ("file", 0o644, "root", "root"),
+    "opt/snapseal/detector/mtcnn-ncnn/onet.bin": ("file", 0o644, "root", "root"),
     "etc/snapseal": ("dir", 0o750, "root", "svc"),
     "etc/snapseal/snapseal.toml": ("file", 0o640, "root", "svc"),
     "etc/snapseal/investigator.pub": ("file", 0o640, "root", "svc"),
@@ -340,13 +344,38 @@ def test_a_bundle_with_an_incomplete_hardware_section_is_refused(emulate_bundle,
     assert list(root.iterdir()) == []
 
 
-def test_config_holds_exactly_the_deployment_specific_keys(installed):
-    """Every other key keeps the default declared once in daemon/config.py."""
+def test_config_holds_the_deployment_keys_and_the_board_profile(installed):
+    """The deployment-specific keys, the board's runtime profile (daemon/board_profiles.py) and
+    where its ncnn weights were put; every other key keeps the default declared once in
+    daemon/config.py."""
     import tomllib
 
+    from snapseal.daemon.board_profiles import runtime_profile
     from snapseal.daemon.config import settings
 
     root, _ = installed
     written = tomllib.loads((root / "etc/snapseal/snapseal.toml").read_text())
     keys = {(section, key) for section, table in written.items() for key in table}
-    assert keys == {(section, key) for section, key, _, setting in settings() if setting.deploy}
+    profile = runtime_profile("pynq-z2").config_overrides()
+    assert keys == ({(section, key) for section, key, _, setting in settings() if setting.deploy}
+                    | {tuple(key.split(".", 1)) for key in profile} | {("detector", "ncnn_weights_dir")})
+    for key, value in profile.items():
+        section, name = key.split(".", 1)
+        assert written[section][name] == value, key
+    weights = root / written["detector"]["ncnn_weights_dir"].lstrip("/")
+    assert sorted(p.name for p in weights.iterdir()) == sorted(["pnet.param", "pnet.bin", "rnet.param", "rnet.bin",
+                                                                "onet.param", "onet.bin"])
+
+
+def test_an_ncnn_profile_without_its_weights_is_one_line(emulate_bundle, recipient, wheel, pynq_venv, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    args = base_args(root, emulate_bundle, recipient, wheel, pynq_venv)
+    at = args.index("--ncnn-weights")
+    del args[at:at + 2]
+    result = run_install(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "install.sh: error: board pynq-z2 runs the ncnn detector: pass --ncnn-weights DIR "
+        "(make detector-ncnn builds build/detector/mtcnn-ncnn)"]
+    assert list(root.iterdir()) == []
