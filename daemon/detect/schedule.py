@@ -19,6 +19,7 @@ board's k lives in ``daemon/board_profiles.py``; it was chosen by measurement (d
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -50,7 +51,9 @@ class DetectionSchedule:
 
     detector: Detector
     full_every: int = 1
-    window: float = 2.5  # side of the search window around a lost face, in box sides (0: full pass)
+    window: float = 2.5  # side of the search window around a lost face, in box sides (0: none)
+    search_recent: int = 2  # a lost face found within this many frames gets the window search
+    full_on_loss: bool = False  # a face the window search misses too gets a full pass at once
     stats: ScheduleStats = field(default_factory=ScheduleStats)
 
     def __post_init__(self) -> None:
@@ -60,12 +63,18 @@ class DetectionSchedule:
             raise SnapsealError(f"[detector] full_every = {self.full_every} needs a detector that can look inside "
                                 f"given boxes; {getattr(self.detector, 'name', type(self.detector).__name__)} cannot")
         self._since_full: int | None = None  # frames since the last full pass (None: none yet)
+        self._recent: deque[list[Detection]] = deque(maxlen=max(1, self.search_recent))  # last frames' faces
 
     @property
     def name(self) -> str:
         return self.detector.name if self.full_every == 1 else f"{self.detector.name}/full-every-{self.full_every}"
 
     def detect(self, image_bgr: np.ndarray, frame_index: int, predict: Predictor | None = None) -> list[Detection]:
+        detections = self._detect(image_bgr, frame_index, predict)
+        self._recent.append(detections)
+        return detections
+
+    def _detect(self, image_bgr: np.ndarray, frame_index: int, predict: Predictor | None) -> list[Detection]:
         if self.full_every == 1 or predict is None or self._due():
             return self._full(image_bgr)
         boxes = np.asarray(predict(frame_index), dtype=np.float64).reshape(-1, 4)
@@ -81,19 +90,21 @@ class DetectionSchedule:
         detections = self.detector.detect_in_boxes(image_bgr, boxes)  # type: ignore[attr-defined]
         lost = _unmatched(boxes, detections)
         self.stats.lost += len(lost)
-        # A face walking out of the frame is not searched for: it waits for the next full pass.
+        # Searched for: a face found in the last few frames and still inside the frame. One unseen
+        # for longer (hidden, turned away) or walking out waits for O-Net or the next full pass.
         height, width = image_bgr.shape[:2]
-        lost = [i for i in lost if _inside(boxes[i], width, height)]
+        recent = [d for frame in self._recent for d in frame]
+        lost = [i for i in lost if _inside(boxes[i], width, height) and not _unmatched(boxes[i:i + 1], recent)]
         if not lost:
             return detections
         if self.window > 0:
             for index in lost:
                 self.stats.windows += 1
                 detections = _merge(detections, _detect_in_window(self.detector, image_bgr, boxes[index], self.window))
-            if not _unmatched(boxes[lost], detections):
-                detections.sort(key=lambda d: -d.confidence)
-                return detections
-        return self._full(image_bgr)  # still lost: the whole frame, as without a schedule
+            detections.sort(key=lambda d: -d.confidence)
+        if self.full_on_loss and _unmatched(boxes[lost], detections):
+            return self._full(image_bgr)  # still lost: the whole frame, as without a schedule
+        return detections
 
     def _due(self) -> bool:
         return self._since_full is None or self._since_full + 1 >= self.full_every

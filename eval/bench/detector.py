@@ -17,7 +17,8 @@ frame, frames with a full pass, faces found, records per person (walkers with ex
 record / none / more than one), and the frame-selection figures of ``make eval`` (mean
 embedding distance of the kept crop, share within 5 % of the oracle) for the default VAE score,
 Laplacian variance and the face-size rule, with the dlib embedder. ``window`` is the search window around a face O-Net lost (box sides; 0 = a full pass instead;
-default: the schedule's). ``dedupe`` > 0 also skips
+default: the schedule's); ``full`` as a sixth field: a face still lost then gets a full pass.
+``dedupe`` > 0 also skips
 scoring a crop whose mean absolute difference to the track's last scored crop is below that
 many grey levels (``daemon/scoring/dedupe.py``): the figures then show what it costs.
 Raw numbers go to ``build/bench/detector-selection.json``.
@@ -93,12 +94,13 @@ def speed(args: argparse.Namespace) -> int:
 
 def _parse_variant(text: str) -> dict:
     parts = text.split(":")
-    if len(parts) not in (3, 4, 5) or parts[0] not in BACKENDS or parts[1] not in ("area", "linear"):
-        raise SnapsealError(f"variant {text!r}: want runtime:pyramid:k[:dedupe[:window]], runtime in "
+    if len(parts) not in (3, 4, 5, 6) or parts[0] not in BACKENDS or parts[1] not in ("area", "linear"):
+        raise SnapsealError(f"variant {text!r}: want runtime:pyramid:k[:dedupe[:window[:full]]], runtime in "
                             f"{', '.join(BACKENDS)}, pyramid area|linear")
     return {"name": text, "runtime": parts[0], "pyramid": parts[1], "k": int(parts[2]),
             "dedupe": float(parts[3]) if len(parts) >= 4 else 0.0,
-            "window": float(parts[4]) if len(parts) == 5 else DEFAULT_WINDOW}
+            "window": float(parts[4]) if len(parts) >= 5 else DEFAULT_WINDOW,
+            "full_on_loss": len(parts) == 6 and parts[5] == "full"}
 
 
 class _ScheduledDetector:
@@ -112,7 +114,8 @@ class _ScheduledDetector:
         self.name = detector.name
         self.reference = reference  # the eval's own detector: clean-photo references stay the same
         self.detector = detector
-        self.schedule = DetectionSchedule(detector, variant["k"], window=variant["window"])
+        self.schedule = DetectionSchedule(detector, variant["k"], window=variant["window"],
+                                          full_on_loss=variant["full_on_loss"])
         self.tracker = None
         self.index = 0
         self.seconds = 0.0

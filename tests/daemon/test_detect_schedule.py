@@ -71,9 +71,9 @@ def test_full_every_k_frames_and_predicted_boxes_between():
                                        "windows": 0}
 
 
-def test_a_lost_face_gets_a_full_pass_on_the_same_frame_without_window():
+def test_a_lost_face_gets_a_full_pass_on_the_same_frame_when_asked():
     detector = FakeDetector([_face(10, 10)], confirm=False)
-    schedule = DetectionSchedule(detector, full_every=10, window=0)
+    schedule = DetectionSchedule(detector, full_every=10, window=0, full_on_loss=True)
     predicted = np.array([[10.0, 10.0, 60.0, 60.0]])
     for index in range(4):
         assert len(schedule.detect(FRAME, index, lambda i: predicted)) == 1  # the full pass's face
@@ -81,27 +81,47 @@ def test_a_lost_face_gets_a_full_pass_on_the_same_frame_without_window():
     assert detector.full_calls == 4 and len(detector.box_calls) == 3 and schedule.stats.lost == 3
 
 
+def _frame_with_face_at(detector, schedule, frame, box):
+    """Frame 0: a full pass that finds a face at ``box`` (so it counts as recently seen)."""
+    detector.faces = [Detection(Box(*box), np.zeros((5, 2), np.float32), 0.99)]
+    schedule.detect(frame, 0, lambda i: np.array([box]))
+
+
 def test_a_lost_face_is_searched_for_in_a_window_around_its_prediction():
     frame = np.zeros((480, 640, 3), np.uint8)
-    detector = FakeDetector([_face(25, 22, size=40)], confirm=False)  # found at (25, 22) inside the window
+    detector = FakeDetector([], confirm=False)
     schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     predicted = np.array([[300.0, 200.0, 340.0, 240.0]])  # a 40 px face
-    schedule.detect(frame, 0, lambda i: predicted)  # full pass
+    _frame_with_face_at(detector, schedule, frame, predicted[0])
+    detector.faces = [_face(25, 22, size=40)]  # what the window pass finds, at (25, 22) inside it
     found = schedule.detect(frame, 1, lambda i: predicted)
     assert detector.shapes[-1][:2] == (80, 80)  # 2 box sides around the prediction, not the frame
     assert [d.box.as_list() for d in found] == [[305.0, 202.0, 345.0, 242.0]]  # window origin (280, 180)
     assert schedule.stats.lost == 1 and schedule.stats.windows == 1 and schedule.stats.full == 1
 
 
-def test_a_face_the_window_misses_gets_a_full_pass():
+def test_a_face_the_window_misses_waits_or_gets_a_full_pass():
     frame = np.zeros((480, 640, 3), np.uint8)
-    detector = FakeDetector([_face(0, 0, size=20)], confirm=False)  # the window finds something else
-    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     predicted = np.array([[300.0, 200.0, 340.0, 240.0]])
-    schedule.detect(frame, 0, lambda i: predicted)
-    schedule.detect(frame, 1, lambda i: predicted)
-    assert [shape[:2] for shape in detector.shapes] == [(480, 640), (80, 80), (480, 640)]
-    assert schedule.stats.full == 2 and schedule.stats.windows == 1
+    for full_on_loss, shapes in ((False, [(480, 640), (80, 80)]), (True, [(480, 640), (80, 80), (480, 640)])):
+        detector = FakeDetector([], confirm=False)
+        schedule = DetectionSchedule(detector, full_every=10, window=2.0, full_on_loss=full_on_loss)
+        _frame_with_face_at(detector, schedule, frame, predicted[0])
+        detector.faces = [_face(0, 0, size=20)]  # the window finds something else
+        schedule.detect(frame, 1, lambda i: predicted)
+        assert [shape[:2] for shape in detector.shapes] == shapes
+
+
+def test_a_face_unseen_for_a_while_is_not_searched_for_again_and_again():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    predicted = np.array([[300.0, 200.0, 340.0, 240.0]])
+    detector = FakeDetector([], confirm=False)
+    schedule = DetectionSchedule(detector, full_every=100, window=2.0, search_recent=2)
+    _frame_with_face_at(detector, schedule, frame, predicted[0])
+    detector.faces = []
+    for index in range(1, 8):
+        schedule.detect(frame, index, lambda i: predicted)
+    assert schedule.stats.windows == 2 and schedule.stats.lost == 7  # frames 1 and 2 only
 
 
 def test_window_detections_do_not_duplicate_confirmed_faces():
@@ -111,10 +131,11 @@ def test_window_detections_do_not_duplicate_confirmed_faces():
             return [Detection(Box(*boxes[0]), np.zeros((5, 2), np.float32), 0.95)]  # only the first face
 
     frame = np.zeros((480, 640, 3), np.uint8)
-    detector = HalfConfirming([_face(30, 30, size=60)])  # the window pass finds the lost face
-    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     predicted = np.array([[100.0, 100.0, 160.0, 160.0], [400.0, 100.0, 460.0, 160.0]])
+    detector = HalfConfirming([Detection(Box(*b), np.zeros((5, 2), np.float32), 0.99) for b in predicted])
+    schedule = DetectionSchedule(detector, full_every=10, window=2.0)
     schedule.detect(frame, 0, lambda i: predicted)
+    detector.faces = [_face(30, 30, size=60)]  # the window pass finds the lost face
     found = schedule.detect(frame, 1, lambda i: predicted)
     assert len(found) == 2 and schedule.stats.lost == 1 and schedule.stats.windows == 1
 
