@@ -207,3 +207,34 @@ def test_store_write_error_names_the_errno(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(errno.EPERM, "Operation not permitted")))
     with pytest.raises(StoreWriteError, match="EPERM"):
         spool.write(sealer.seal(np.zeros((64, 64), np.uint8), CropMeta(1, 1.8e9, (0, 0, 64, 64), 1.0, "s", "m")))
+
+
+def test_the_running_service_reports_what_a_full_store_lost(tmp_path, caplog):
+    """The daemon's run path on a walk-by with a store that holds only a few records: the summary,
+    the status line and the log say how many were lost (was: "15 records", 3 on disk, no word)."""
+    from snapseal.daemon.config import load_config
+    from snapseal.daemon.keys import save_investigator_keys
+    from snapseal.daemon.service import build_pipeline, run_service, status_line
+    from snapseal.eval.scenes.walkby import TruthDetector, plan_walkby, synthetic_face_patch, write_video
+
+    plan = plan_walkby(320, 240, n_people=6, frames_per_person=30, overlap=0.0, seed=4)
+    video = write_video(plan, [synthetic_face_patch(seed=i) for i in range(6)], tmp_path / "walkby.avi")
+    pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), tmp_path / "keys")
+    config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),
+                                "keys.recipient": str(pub), "store.quota_mb": 0.05, "tracker.kind": "distance",
+                                "tracker.max_age_frames": 3})
+
+    class Sharpness:
+        name, model_id = "sharpness", "test"
+
+        def score_batch(self, crops):
+            return np.abs(np.diff(crops.astype(float), axis=2)).mean(axis=(1, 2))
+
+    built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=Sharpness())
+    with caplog.at_level(logging.ERROR, logger="snapseal.service"):
+        summary = run_service(built)
+    on_disk = len(list_headers(tmp_path / "store"))
+    assert summary.records_written == 6 and 0 < on_disk < 6
+    assert summary.records_stored == on_disk and summary.records_lost == 6 - on_disk
+    assert f"{6 - on_disk} LOST" in status_line(summary, sink=built.pipeline.sink)
+    assert "record(s) lost" in caplog.text
