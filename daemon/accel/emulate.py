@@ -7,13 +7,13 @@ Engines:
 
 - ``qonnx``: ``qonnx.core.onnx_exec.execute_onnx`` on a batch-N copy of the graph (weights'
   Quant nodes folded to constants once at load: the same numbers, computed once).
-- ``ort`` (default where onnxruntime imports): the same cleaned graph with every Quant node
+- ``ort`` (default where onnxruntime and qonnx import): the same cleaned graph with every Quant node
   rewritten as standard ONNX ops (Div, Round, Clip, Mul: exactly qonnx's Quant maths) and run
   whole by onnxruntime with graph optimisations OFF (no fusions that could reorder float
   operations). ``tests/daemon/test_emulate*.py`` and ``tests/quantize/test_export*.py`` check
   it against the qonnx engine and Brevitas.
-- ``numpy`` (default where onnxruntime does not import, e.g. a PYNQ-Z2: PyPI has no armv7l
-  onnxruntime): the bundle's graphs run by ``numpy_graph.NumpyGraph``, numpy only (no onnx,
+- ``numpy`` (default where onnxruntime or qonnx does not import, e.g. a PYNQ-Z2: PyPI has no
+  armv7l onnxruntime): the bundle's graphs run by ``numpy_graph.NumpyGraph``, numpy only (no onnx,
   qonnx or onnxruntime), bit for bit the ``ort`` engine's results
   (``tests/daemon/test_numpy_graph.py``).
 
@@ -22,6 +22,7 @@ Inputs are raw crops N x 64 x 64 uint8; the graph's integer input equals the pix
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Callable, Optional
@@ -41,19 +42,25 @@ DEFAULT_BATCH = 32
 log = logging.getLogger("snapseal.accel")
 
 
-def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except (ImportError, OSError):  # not installed, or its shared library does not load
-        return False
-    return True
+def missing_for_ort() -> list[str]:
+    """What the ``ort`` engine needs and does not import here: onnxruntime runs the graph,
+    qonnx (with onnx) prepares it."""
+    missing = []
+    for module in ("onnxruntime", "qonnx.core.modelwrapper"):
+        try:
+            importlib.import_module(module)
+        except (ImportError, OSError):  # not installed, or a shared library that does not load
+            missing.append(module.split(".")[0])
+    return missing
 
 
 def default_engine() -> str:
-    """``ort`` where onnxruntime imports (same results as always), else ``numpy`` (bit-exact)."""
-    if onnxruntime_available():
+    """``ort`` where it can run (same results as always), else ``numpy`` (the same bits)."""
+    missing = missing_for_ort()
+    if not missing:
         return "ort"
-    log.info("emulate: onnxruntime is not installed here; using the numpy engine (same results, slower)")
+    log.info("emulate: %s not installed here; using the numpy engine (same results, slower)",
+             " and ".join(missing) + (" is" if len(missing) == 1 else " are"))
     return "numpy"
 
 

@@ -147,6 +147,17 @@ def test_missing_onnxruntime_falls_back_to_numpy_with_same_scores(bundle, random
         assert np.array_equal(scores, want)
 
 
+def test_missing_qonnx_also_falls_back_to_numpy(bundle, monkeypatch, caplog):
+    """An image with onnxruntime but no qonnx (the Ultra96-V2's requirements) cannot run ``ort``."""
+    monkeypatch.setitem(sys.modules, "qonnx", None)
+    monkeypatch.setitem(sys.modules, "qonnx.core.modelwrapper", None)
+    with caplog.at_level(logging.INFO, logger="snapseal.accel"):
+        accel = EmulateAccelerator(bundle)
+    assert accel.engine == "numpy"
+    assert any("qonnx" in r.getMessage() and "numpy engine" in r.getMessage() for r in caplog.records)
+    assert accel.encode(np.zeros((2, 64, 64), np.uint8)).mu.shape == (2, bundle.latent_dim)
+
+
 def test_default_engine_stays_ort_where_onnxruntime_imports(bundle):
     pytest.importorskip("onnxruntime")
     assert EmulateAccelerator(bundle).engine == "ort"
