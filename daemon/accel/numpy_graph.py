@@ -307,6 +307,7 @@ def quant(attrs: Attributes, consts: list) -> Kernel:
     signed = bool(attrs.get("signed", 1))
     narrow = bool(attrs.get("narrow", 0))
     rounding = str(attrs.get("rounding_mode", "ROUND")).upper()
+    attrs.check_all_read()
     if len(consts) != 4 or any(c is None for c in consts[1:]):
         raise attrs.refuse("a Quant whose scale, zero point or bit width is not a constant")
     scale, zero_point, bits = (np.asarray(c, dtype=F32) for c in consts[1:])
@@ -584,7 +585,13 @@ class NumpyGraph:
         self.outputs = graph.outputs
         values: dict[str, np.ndarray] = {k: (v.astype(F32) if v.dtype == np.float64 else v) for k, v in graph.initializers.items()}
         pending: list[tuple[Node, Kernel]] = []
+        available = set(values) | set(self.inputs)
         for node in graph.nodes:
+            unknown = [name for name in node.inputs if name and name not in available]
+            if unknown:
+                raise SnapsealError(f"{where}: node {node.name or node.outputs[0]!r} reads {unknown[0]!r} before any "
+                                    "node computes it (the graph is not sorted)")
+            available.update(node.outputs)
             domain = _DOMAINS.get(node.domain)
             build = OPS.get((domain, node.op_type)) if domain is not None else None
             if build is None:
@@ -610,11 +617,9 @@ class NumpyGraph:
             Step(node, kernel, tuple(n for n, i in last_use.items() if i == index and n not in self.outputs))
             for index, (node, kernel) in enumerate(pending)
         )
-        known = set(self.constants) | set(self.inputs) | {s.node.outputs[0] for s in self.steps}
-        missing = [name for s in self.steps for name in s.node.inputs if name and name not in known] + \
-                  [name for name in self.outputs if name not in known]
+        missing = [name for name in self.outputs if name not in available]
         if missing:
-            raise SnapsealError(f"{where}: tensor {missing[0]!r} is used but never computed (graph not sorted?)")
+            raise SnapsealError(f"{where}: graph output {missing[0]!r} is never computed")
 
     @classmethod
     def load(cls, path: Path) -> "NumpyGraph":
@@ -628,7 +633,11 @@ class NumpyGraph:
             env[name] = np.asarray(feeds[name], dtype=F32)
         for step in self.steps:
             args = [env[name] if name else None for name in step.node.inputs]
-            out = step.kernel(*args)
+            try:
+                out = step.kernel(*args)
+            except ValueError as exc:  # shapes that do not broadcast, a reshape that does not fit
+                raise SnapsealError(f"{self.where}: node {step.node.name or step.node.outputs[0]!r} "
+                                    f"({step.node.op_type}): {str(exc).splitlines()[0]}") from None
             if out.dtype != F32:
                 out = out.astype(F32)
             env[step.node.outputs[0]] = out

@@ -194,6 +194,7 @@ W = np.ones((2, 2, 3, 3), np.float32)
      r"coordinate_transformation_mode"),
     (Node("Quant", "qonnx.custom_op.general", "q", ("x", "s3", "zp", "bits"), ("y",), {}), r"\(Quant\): a scale that is not a power of two"),
     (Node("Quant", "qonnx.custom_op.general", "q", ("x", "s", "zp", "bits"), ("y",), {"rounding_mode": "FLOOR"}), r"rounding_mode='FLOOR'"),
+    (Node("Quant", "qonnx.custom_op.general", "q", ("x", "s", "zp", "bits"), ("y",), {"signed": 1, "foo": 2}), r"attribute foo=2"),
 ])
 def test_unsupported_ops_and_attributes_are_refused_naming_them(node, match):
     consts = {"w": W, "s": np.array([1, 1, 2, 2], np.float32), "s3": np.float32(0.3), "zp": np.float32(0), "bits": np.float32(8)}
@@ -201,6 +202,18 @@ def test_unsupported_ops_and_attributes_are_refused_naming_them(node, match):
     with pytest.raises(SnapsealError, match=match) as info:
         NumpyGraph(_graph(node, initializers={k: np.asarray(v) for k, v in consts.items()}), where="g.onnx")
     assert str(info.value).startswith("g.onnx: node ") and "\n" not in str(info.value)
+
+
+def test_unsorted_graph_and_bad_shapes_are_one_line():
+    add = Node("Add", "", "a", ("x", "t"), ("y",), {})
+    make_t = Node("Mul", "", "m", ("x", "x"), ("t",), {})
+    with pytest.raises(SnapsealError, match="reads 't' before any node computes it"):
+        NumpyGraph(_graph(add, make_t), where="g.onnx")
+    graph = NumpyGraph(_graph(Node("Add", "", "a", ("x", "c"), ("y",), {}), initializers={"c": np.ones(3, np.float32)}),
+                       where="g.onnx")
+    with pytest.raises(SnapsealError, match=r"g.onnx: node 'a' \(Add\): ") as info:
+        graph({"x": np.ones((2, 4), np.float32)})
+    assert "\n" not in str(info.value)
 
 
 def test_elementwise_ops_follow_onnx():
