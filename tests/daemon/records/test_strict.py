@@ -287,3 +287,35 @@ def test_the_store_re_checks_a_file_that_changed_since_its_last_purge(tmp_path):
     path.write_bytes(bytes(data))
     assert store.purge_expired(NOW) == []  # not believed: it no longer verifies
     assert "tampered" in store._verdicts[path.name][1].error and path.exists()
+
+
+def test_a_write_failure_for_one_record_leaves_none_of_its_files_and_the_rest_open(site, capsys, monkeypatch):
+    from snapseal.daemon import files
+
+    tmp_path, investigator, device = site
+    records = tmp_path / "records"
+    records.mkdir()
+    sealer = RecordSealer(investigator.public, device, "cam-07", 86400.0)
+    colour = np.zeros((20, 16, 3), np.uint8)
+    ids = []
+    for i in range(3):
+        data = sealer.seal(np.full((64, 64), i, np.uint8), CropMeta(i, NOW, (0, 0, 64, 64), 1.0, "s", "m"),
+                           extras=[SealedImage(colour, NOW, role="evidence", box=(0, 0, 16, 20))], now=NOW)
+        (records / parse_header(data).file_name).write_bytes(data)
+        ids.append(parse_header(data).record_id)
+    victim = sorted(ids)[1]
+    real = files.write_file_atomically
+
+    def failing(path, data, **kwargs):
+        if path.name == f"{victim}-evidence-01.png":
+            raise OSError(28, "No space left on device")
+        return real(path, data, **kwargs)
+
+    monkeypatch.setattr(files, "write_file_atomically", failing)
+    capsys.readouterr()
+    assert _open(tmp_path) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write into {tmp_path / 'out'}" in err and "Traceback" not in err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert not [name for name in written if name.startswith(victim)]
+    assert len(written) == 2 * 3  # the other two records: crop, evidence, json
