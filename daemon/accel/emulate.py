@@ -154,7 +154,8 @@ class OrtRunner:
 
 
 class NumpyRunner:
-    """The graph as read from the bundle (Quant nodes and all) run by numpy_graph, any batch."""
+    """The graph as read from the bundle (Quant nodes and all) run by numpy_graph, any batch.
+    Threads are numpy's BLAS's to choose (OPENBLAS_NUM_THREADS), not ``threads``."""
 
     def __init__(self, path: Path) -> None:
         from snapseal.daemon.accel.numpy_graph import NumpyGraph
