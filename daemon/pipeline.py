@@ -82,7 +82,10 @@ class RunSummary:
     score_busy_ms_per_frame: float = 0.0  # the scorer's busy time (on the worker: overlaps the stages)
     capture: dict[str, Any] = field(default_factory=dict)
     tracks: list[TrackSummary] = field(default_factory=list)
-    records_written: int = 0
+    records_written: int = 0  # sealed (stored, or still queued for the store)
+    records_stored: int = 0  # on disk at the end
+    records_queued: int = 0  # still waiting for store space at the end
+    records_lost: int = 0  # sealed but never stored, or never sealed (no period key): the exit code says so
     records_purged: int = 0
     stopped_by_signal: bool = False
 
@@ -97,7 +100,8 @@ class RunSummary:
         return {
             "frames": self.frames, "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
             "detections": self.detections, "records_written": self.records_written,
-            "records_purged": self.records_purged, "stopped_by_signal": self.stopped_by_signal,
+            "records_stored": self.records_stored, "records_queued": self.records_queued,
+            "records_lost": self.records_lost, "records_purged": self.records_purged, "stopped_by_signal": self.stopped_by_signal,
             "stage_ms_per_frame": {k: round(v, 3) for k, v in self.stage_ms_per_frame.items()},
             "score_busy_ms_per_frame": round(self.score_busy_ms_per_frame, 3),
             "capture": self.capture,

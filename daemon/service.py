@@ -82,9 +82,10 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     device_key = load_device_key(config, ephemeral_device_key)
     evidence = EvidenceSettings(config.evidence.max_side, config.evidence.context, config.evidence.person_region,
                                 config.evidence.person_max_side)
-    store = RecordStore(store_dir, quota_bytes=int(config.store.quota_mb * 1024 * 1024))
+    retention_s = config.store.retention_days * 86400.0
+    store = RecordStore(store_dir, quota_bytes=int(config.store.quota_mb * 1024 * 1024), retention_s=retention_s)
     sealer = RecordSealer(keyring if keyring is not None else recipient, device_key, camera_id=config.camera.camera_id,
-                          retention=config.store.retention_days * 86400.0)
+                          retention=retention_s, header_resolution_s=config.store.header_resolution_s)
     # Cheap checks first (keys, store, source), then the slow loads (scorer, detector).
     if source is None:
         source = open_source(config.camera.source, reconnect_max_s=config.camera.reconnect_max_s,
@@ -114,7 +115,9 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
 
     near_duplicates = config.quality.skip_near_duplicates
     pipeline = Pipeline(source, detector, tracker, cropper, chooser,
-                        SealingSink(sealer, store, model_id=scorer.model_id),
+                        SealingSink(sealer, store, model_id=scorer.model_id,
+                                    max_pending=config.store.pending_max_records,
+                                    provisional_interval_s=config.store.provisional_interval_s),
                         purge_interval_s=config.store.purge_interval_min * 60.0, on_choice=on_choice,
                         schedule=schedule_from_config(detector, config.detector),
                         crop_filter=NearDuplicateFilter(near_duplicates) if near_duplicates > 0 else None)

@@ -6,6 +6,10 @@ Options override the config file's values. The device signing key is required: a
 records must prove where they came from cannot invent its key at start. For demos and tests,
 ``--ephemeral-device-key`` signs with a throwaway key (logged as a warning; nothing is written).
 At the end a per-track summary (track id, frames, best score, record id) goes to stdout.
+
+Exit status: 0 when every sealed record reached the store; 3 when records were lost (store full,
+read-only or gone for longer than the queue could hold, or no period key: the log says which);
+2 for a bad config, key or source.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import sys
 from pathlib import Path
 
 from snapseal.daemon.config import load_config, setting_of
+
+EXIT_RECORDS_LOST = 3
 
 # option dest -> config key it overrides
 OVERRIDES = {
@@ -68,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
     built = build_pipeline(config, ephemeral_device_key=args.ephemeral_device_key)
     summary = run_service(built)
     print(format_track_table(summary.tracks))
+    lost = f", {summary.records_lost} LOST (see the log)" if summary.records_lost else ""
+    queued = f", {summary.records_queued} still queued" if summary.records_queued else ""
     print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), "
-          f"{summary.records_written} record(s) in {config.store.dir}")
+          f"{summary.records_written} record(s) sealed, {summary.records_stored} stored in {config.store.dir}"
+          f"{queued}{lost}")
     if args.summary_json is not None:
         args.summary_json.write_text(json.dumps(summary.as_dict(), indent=1) + "\n", encoding="utf-8")
     sys.stdout.flush()
-    return 0
+    return EXIT_RECORDS_LOST if summary.records_lost else 0

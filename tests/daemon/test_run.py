@@ -106,3 +106,18 @@ def test_sigterm_in_the_middle_of_a_track_still_seals_its_best_crop(tmp_path, ke
     assert record.meta.track_id == 1
     processed = int(out.strip().splitlines()[-1].split(" ")[0])
     assert 60 <= processed < 300  # stopped by the signal, not by the end of the file
+
+
+def test_records_the_store_cannot_take_are_reported_and_the_exit_code_says_so(tmp_path, keys):
+    """A store whose quota holds no record: the run still ends, names the losses and exits 3."""
+    video = walkby_with_one_person(tmp_path / "one.avi", frames=80)
+    config = tmp_path / "run.toml"
+    config.write_text("[detector]\nmin_face_px = 30\n[store]\nquota_mb = 0.001\n[service]\nlog_format = \"text\"\n")
+    process = snapseal("run", "--config", str(config), "--source", str(video), "--store", str(tmp_path / "store"),
+                       "--recipient", str(keys[0]), "--ephemeral-device-key")
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 3, (out, err)
+    assert "Traceback" not in err
+    last = out.strip().splitlines()[-1]
+    assert "LOST" in last and "0 stored" in last, last
+    assert list_headers(tmp_path / "store") == []
