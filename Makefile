@@ -47,10 +47,12 @@ env-board: $(BOARD_VENV)/.ready
 # Each area keeps its own targets in mk/<area>.mk (data, train, hw, daemon, deploy, eval).
 include $(sort $(wildcard mk/*.mk))
 
-# The whole suite: everything in the workstation environment (Python 3.11, numpy 2), then the
-# daemon's tests again in the board's environment (Python 3.10, numpy 1.x).
-## the whole test suite: everything in .venv/work, then the daemon's tests again in .venv/board
+# The whole suite: lint (ruff: pyflakes, syntax, bugbear), everything in the workstation
+# environment (Python 3.11, numpy 2), then the daemon's tests again in the board's environment
+# (Python 3.10, numpy 1.x). The same tests on the boards' CPUs: `make board-test` (mk/board.mk).
+## the whole test suite: ruff, everything in .venv/work, then the daemon's tests again in .venv/board
 test: $(WORK)/.ready $(BOARD_VENV)/.ready $(TEST_PREREQS)
+	$(WORK)/bin/ruff check .
 	$(WORK)/bin/python -m pytest -q tests
 	$(BOARD_VENV)/bin/python -m pytest -q -m "not build" tests/daemon
 
