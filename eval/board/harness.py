@@ -151,7 +151,7 @@ def paths(board: BoardCpu) -> dict[str, Path]:
         "plugin": BUILD / "insn_buckets.so",
         "wheelhouse": BUILD / f"wheels-{board.arch}",
         "guest_site": BUILD / f"guest-test-site-{board.arch}",
-        "wheel_dir": BUILD / "wheel",
+        "wheel_dir": BUILD / board.name / "wheel",
         "keys": BUILD / "keys",
         "bitstream": BUILD / board.name / "bitstream",
         "work": BUILD / board.name,
