@@ -174,7 +174,7 @@ def test_scoring_on_the_worker_thread_gives_the_records_of_inline_scoring(walkby
                                     "quality.top_k": 2, "quality.clip_frames": 2, "quality.batch_size": 8})
         scored: list = []
         built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=SharpnessScorer(),
-                               on_scored=lambda track_id, s: scored.append((track_id, s.crop.frame_index, s.score)),
+                               on_scored=lambda track_id, s: scored.append((track_id, s.crop.frame_index, s.score)),  # noqa: B023 (used in the loop)
                                background_scoring=background)
         assert built.pipeline.chooser.background == background
         summary = built.pipeline.run()
