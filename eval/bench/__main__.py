@@ -143,6 +143,34 @@ def finn_rows(hw_dir: Path, bundle: Path | None) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def board_rows(path: Path) -> tuple[list[Row], list[str]]:
+    """The boards' estimated frames/s and host time per crop (``make board-estimate``: instruction
+    counts per stage under qemu-user, converted with the IPC calibration in docs/HARDWARE.md)."""
+    if not path.is_file():
+        return [], [f"board estimates: {path} missing (`make board-estimate` makes it)"]
+    try:
+        estimates = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        return [], [f"board estimates: {path} unreadable ({error})"]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+    rows = []
+    for board in BOARDS:
+        estimate = estimates.get(board)
+        if not isinstance(estimate, dict):
+            continue
+        detector = estimate.get("detector", {})
+        size = "x".join(str(v) for v in detector.get("frame_size", [])) or "?"
+        how = (f"{path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path} ({when}), variant "
+               f"{estimate.get('best_variant', '?')}: {detector.get('runtime', '?')} at {size}")
+        for key, what, unit in (("fps_1_face", "1 face in view, frames/s", "fps"),
+                                ("fps_2_faces", "2 faces in view, frames/s", "fps"),
+                                ("host_ms_per_crop", "host side per scored crop", "ms")):
+            value = estimate.get(key)
+            rows.append(Row(f"{board} (estimated, ARM harness): {what}", float(value) if value is not None else None,
+                            unit, how))
+    return rows, []
+
+
 def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     rows: list[Row] = []
     notes: list[str] = []
@@ -160,6 +188,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
         for row in scorers:
             row.ratio = row.value / reference.value if row.value else None
     rows += scorers
+    boards, board_notes = board_rows(args.board_estimate)
+    rows += boards
+    notes += board_notes
     rows.append(Row("peak RSS of this benchmark process", peak_rss_mb(), "MB", "getrusage(RUSAGE_SELF).ru_maxrss"))
     return rows, notes, daemon_text
 
@@ -201,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=Path, default=REPO_ROOT / "build" / "data" / "bootstrap")
     parser.add_argument("--hw", type=Path, default=REPO_ROOT / "build" / "hw")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "docs" / "RESULTS.md")
+    parser.add_argument("--board-estimate", type=Path, default=REPO_ROOT / "build" / "bench" / "board-estimate.json",
+                        help="the ARM harness's estimates (make board-estimate)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:

@@ -36,3 +36,17 @@ def test_make_bench_takes_the_figures_from_the_result(monkeypatch):
     assert [row.value for row in rows] == [100.0, 40.0]
     assert rows[1].ratio == 0.4
     assert any(line.startswith("pipeline end to end") for line in lines)
+
+
+def test_board_estimates_are_shown_beside_the_x86_figures(tmp_path):
+    import json
+
+    from snapseal.eval.bench import __main__ as bench
+
+    path = tmp_path / "board-estimate.json"
+    assert bench.board_rows(path)[0] == [] and "make board-estimate" in bench.board_rows(path)[1][0]
+    path.write_text(json.dumps({"pynq-z2": {"fps_1_face": 15.5, "fps_2_faces": 10.25, "host_ms_per_crop": 4.5,
+                                            "best_variant": "v", "detector": {"runtime": "ncnn", "frame_size": [640, 480]}}}))
+    rows, notes = bench.board_rows(path)
+    assert notes == [] and [row.value for row in rows] == [15.5, 10.25, 4.5]
+    assert "ncnn at 640x480" in rows[0].basis
