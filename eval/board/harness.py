@@ -508,6 +508,23 @@ def write_estimate(board: BoardCpu, label: str, estimate: dict) -> dict:
     return data[board.name]
 
 
+def markdown_table(data: dict) -> str:
+    """The estimates as a markdown table (docs/HARDWARE.md, "Boards")."""
+    rows = ["| board | configuration | fps, 1 face | fps, 2 faces | one core: 1 / 2 faces | detector ms a frame "
+            "| host ms a crop | M instructions a frame: other detect / P / R / O-Net | M instructions a crop: "
+            "crop / score / accel host side / seal |", "|---|---|---|---|---|---|---|---|---|"]
+    for board, entry in data.items():
+        for label, v in entry["variants"].items():
+            f, c = v["minstructions_per_frame"], v["minstructions_per_crop"]
+            settings = ", ".join(s.replace('"', "") for s in v["detector"]["settings"] if "weights_dir" not in s) or "defaults"
+            size = "x".join(map(str, v["detector"]["frame_size"] or []))
+            rows.append(f"| {board} | {label}: {settings}; {size} | {v['fps_1_face']} | {v['fps_2_faces']} | "
+                        f"{v['fps_1_face_one_core']} / {v['fps_2_faces_one_core']} | {v['detector']['ms_per_frame']} | "
+                        f"{v['host_ms_per_crop']} | {f['detect']} / {f['pnet']} / {f['rnet']} / {f['onet']} | "
+                        f"{c['crop']} / {c['score']} / {c.get('fpga_io', 0)} / {c['seal']} |")
+    return "\n".join(rows) + "\n"
+
+
 def rebuild_estimates() -> None:
     """build/bench/board-estimate.json again from every saved count (after a change of the
     conversion or its constants: no guest run needed)."""
@@ -545,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "report":
             rebuild_estimates()
-            print(ESTIMATE_FILE.read_text(), end="")
+            print(markdown_table(json.loads(ESTIMATE_FILE.read_text())), end="")
             return 0
         board = BOARDS[args.board]
         if args.command == "setup":
