@@ -31,7 +31,6 @@ from snapseal.daemon.types import Detection, FaceCrop, Frame
 
 log = logging.getLogger("snapseal.pipeline")
 
-FOLLOW_LIVE_TRACKS = 1 << 30  # the schedule follows every live track (the tracker ends lost ones)
 STAGES = ("capture", "detect", "track", "crop", "score", "choose", "seal")
 
 Cropper = Callable[[Frame, Detection], "FaceCrop | None"]
@@ -195,7 +194,7 @@ class Pipeline:
 
     def _predict(self, frame_index: int):
         """The tracker's predicted boxes for the schedule's in-between frames."""
-        return self.tracker.predicted_boxes(frame_index, FOLLOW_LIVE_TRACKS)
+        return self.tracker.predicted_tracks(frame_index, self.schedule.follow_frames)
 
     def _choose(self, work: Callable[[], Any]) -> Any:
         """Run chooser work; book scoring (inline, or waiting for the worker) under "score" and

@@ -70,6 +70,11 @@ class Tracker(Protocol):
         detections. Calling it before ``update`` of the same frame changes no matching."""
         ...
 
+    def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
+        """The same tracks as ``predicted_boxes``, one row each: predicted box (4), last matched
+        box (4), frames since the last match (1) -> N x 9."""
+        ...
+
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of two box arrays (N x 4, M x 4; x1 y1 x2 y2) -> N x M."""
@@ -197,6 +202,11 @@ class DistanceTracker:
     def predicted_boxes(self, frame_index: int, seen_within: int) -> np.ndarray:
         """No motion model: a face is expected where it was last seen."""
         return np.array([t.box for t in self._tracks if frame_index - t.last_frame <= seen_within]).reshape(-1, 4)
+
+    def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
+        rows = [np.concatenate([t.box, t.box, [frame_index - t.last_frame]]) for t in self._tracks
+                if frame_index - t.last_frame <= seen_within]
+        return np.array(rows, dtype=np.float64).reshape(-1, 9)
 
 
 class _KalmanBox:
@@ -473,9 +483,14 @@ class IouTracker:
         """The Kalman prediction at ``frame_index`` of every track matched in the last
         ``seen_within`` frames. ``update`` of the same frame predicts to the same frame, so it
         then does not predict again: asking first changes no matching."""
+        return self.predicted_tracks(frame_index, seen_within)[:, :4]
+
+    def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
+        """Prediction, last matched box and frames since the match of the same tracks (N x 9)."""
         predicted = self._predicted_boxes(frame_index)
-        recent = [i for i, t in enumerate(self._tracks) if frame_index - t.last_frame <= seen_within]
-        return predicted[recent].reshape(-1, 4)
+        rows = [np.concatenate([predicted[i], t.box, [frame_index - t.last_frame]])
+                for i, t in enumerate(self._tracks) if frame_index - t.last_frame <= seen_within]
+        return np.array(rows, dtype=np.float64).reshape(-1, 9)
 
 
 def make_tracker(kind: str, max_age_frames: int, min_length_frames: int, max_lost_frames: int = 100) -> Tracker:

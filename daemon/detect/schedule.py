@@ -29,7 +29,9 @@ from snapseal.daemon.detect.base import BoxRefiner, Detector
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import Box, Detection
 
-Predictor = Callable[[int], np.ndarray]  # frame index -> N x 4 predicted boxes of live tracks
+# frame index -> the live tracks: N x 4 predicted boxes, or N x 9 (predicted box, last matched
+# box, frames since that match: ``Tracker.predicted_tracks``)
+Predictor = Callable[[int], np.ndarray]
 
 
 @dataclass
@@ -66,6 +68,12 @@ class DetectionSchedule:
         self._recent: deque[list[Detection]] = deque(maxlen=max(1, self.search_recent))  # last frames' faces
 
     @property
+    def follow_frames(self) -> int:
+        """Tracks unseen for longer than this are not followed between full passes (a full
+        pass has looked for them since): what the caller asks the tracker for."""
+        return self.full_every
+
+    @property
     def name(self) -> str:
         return self.detector.name if self.full_every == 1 else f"{self.detector.name}/full-every-{self.full_every}"
 
@@ -77,7 +85,9 @@ class DetectionSchedule:
     def _detect(self, image_bgr: np.ndarray, frame_index: int, predict: Predictor | None) -> list[Detection]:
         if self.full_every == 1 or predict is None or self._due():
             return self._full(image_bgr)
-        boxes = np.asarray(predict(frame_index), dtype=np.float64).reshape(-1, 4)
+        tracks = np.asarray(predict(frame_index), dtype=np.float64)
+        tracks = tracks.reshape(-1, tracks.shape[-1] if tracks.ndim == 2 else 4)
+        boxes = tracks[:, :4]
         if len(boxes) == 0:
             self._since_full = (self._since_full or 0) + 1
             return []  # nothing to follow until the next full pass
@@ -93,14 +103,21 @@ class DetectionSchedule:
         # Searched for: a face found in the last few frames and still inside the frame. One unseen
         # for longer (hidden, turned away) or walking out waits for O-Net or the next full pass.
         height, width = image_bgr.shape[:2]
-        recent = [d for frame in self._recent for d in frame]
-        lost = [i for i in lost if _inside(boxes[i], width, height) and not _unmatched(boxes[i:i + 1], recent)]
+        if tracks.shape[1] >= 9:  # the tracker says when each was last seen, and where
+            lost = [i for i in lost if tracks[i, 8] <= self.search_recent
+                    and (_inside(boxes[i], width, height) or _inside(tracks[i, 4:8], width, height))]
+            regions = {i: _union(boxes[i], tracks[i, 4:8]) for i in lost}  # a young track's velocity can be off
+        else:
+            recent = [d for frame in self._recent for d in frame]
+            lost = [i for i in lost if _inside(boxes[i], width, height) and not _unmatched(boxes[i:i + 1], recent)]
+            regions = {i: boxes[i] for i in lost}
         if not lost:
             return detections
         if self.window > 0:
             for index in lost:
                 self.stats.windows += 1
-                detections = _merge(detections, _detect_in_window(self.detector, image_bgr, boxes[index], self.window))
+                detections = _merge(detections, _detect_in_window(self.detector, image_bgr, regions[index],
+                                                                  self.window, side=_side(boxes[index])))
             detections.sort(key=lambda d: -d.confidence)
         if self.full_on_loss and _unmatched(boxes[lost], detections):
             return self._full(image_bgr)  # still lost: the whole frame, as without a schedule
@@ -129,11 +146,22 @@ def _unmatched(boxes: np.ndarray, detections: list[Detection], min_iou: float = 
     return [i for i, box in enumerate(boxes) if not any(_box_iou(box, other) >= min_iou for other in found)]
 
 
-def _detect_in_window(detector: Detector, image_bgr: np.ndarray, box: np.ndarray, sides: float) -> list[Detection]:
-    """The whole cascade on a square window ``sides`` box sides wide around ``box``, in frame pixels."""
+def _side(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])])
+
+
+def _detect_in_window(detector: Detector, image_bgr: np.ndarray, box: np.ndarray, sides: float,
+                      side: float | None = None) -> list[Detection]:
+    """The whole cascade on a square window around ``box``, ``sides`` face sides (``side``;
+    default the box's) wider than the box, in frame pixels."""
     height, width = image_bgr.shape[:2]
     cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
-    half = sides * max(box[2] - box[0], box[3] - box[1]) / 2.0
+    face = _side(box) if side is None else side
+    half = (_side(box) + (sides - 1.0) * face) / 2.0
     x1, y1 = max(int(cx - half), 0), max(int(cy - half), 0)
     x2, y2 = min(int(np.ceil(cx + half)), width), min(int(np.ceil(cy + half)), height)
     if x2 - x1 < 12 or y2 - y1 < 12:

@@ -52,7 +52,6 @@ import numpy as np
 from snapseal.daemon.detect.mtcnn import BACKENDS, MtcnnDetector
 from snapseal.daemon.detect.runtimes import available_runtimes
 from snapseal.daemon.detect.schedule import DetectionSchedule
-from snapseal.daemon.pipeline import FOLLOW_LIVE_TRACKS
 
 DEFAULT_WINDOW = DetectionSchedule.window  # the schedule's default search window (box sides)
 from snapseal.daemon.errors import SnapsealError
@@ -126,7 +125,7 @@ class _ScheduledDetector:
             return self.reference.detect(image)
         started = time.perf_counter()
         detections = self.schedule.detect(image, self.index,
-                                          lambda i: self.tracker.predicted_boxes(i, FOLLOW_LIVE_TRACKS))
+                                          lambda i: self.tracker.predicted_tracks(i, self.schedule.follow_frames))
         self.seconds += time.perf_counter() - started
         self.index += 1
         return detections

@@ -212,6 +212,17 @@ def test_iou_tracker_predicts_the_motion_and_forgets_stale_tracks():
     assert len(predicted) == 1
     assert predicted[0, 0] > 10 + 4 * 5  # moved on with the face
     assert len(tracker.predicted_boxes(20, seen_within=3)) == 0  # last seen at frame 5
+    rows = tracker.predicted_tracks(7, seen_within=3)  # prediction, last matched box, frames since
+    assert rows.shape == (1, 9)
+    assert np.array_equal(rows[0, 4:8], [30.0, 20.0, 80.0, 70.0]) and rows[0, 8] == 2
+    assert np.array_equal(rows[:, :4], tracker.predicted_boxes(7, seen_within=3))
+
+
+def test_distance_tracker_predicts_the_last_box():
+    tracker = DistanceTracker()
+    tracker.update([_face(10, 20)], 0)
+    rows = tracker.predicted_tracks(2, seen_within=5)
+    assert rows.tolist() == [[10.0, 20.0, 60.0, 70.0, 10.0, 20.0, 60.0, 70.0, 2.0]]
 
 
 def test_schedule_on_a_real_photo_keeps_the_faces():
@@ -257,3 +268,41 @@ def test_drift_is_scored_once_it_adds_up():
     base = np.full((64, 64), 100, np.uint8)
     kept = [dedupe.keep(1, base + step) for step in range(6)]  # +1 grey level per frame
     assert kept == [True, False, True, False, True, False]  # compared with the last KEPT crop
+
+
+def test_the_daemon_with_a_schedule_keeps_one_record_per_person(tmp_path):
+    """The whole daemon (service.build_pipeline) on a walk-by of real faces with MTCNN: a full
+    detection every 4th frame and near-duplicate skipping give every person exactly one record,
+    as full detection on every frame does, with fewer full passes than frames."""
+    if not (ASSETS / "insightface" / "t1.jpg").is_file():
+        pytest.skip("build/assets missing: run `make data`")
+    from snapseal.daemon.config import load_config
+    from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
+    from snapseal.daemon.service import build_pipeline
+    from snapseal.eval.scenes.assets import load_face_patches
+    from snapseal.eval.scenes.walkby import plan_walkby, write_video
+
+    people = 3
+    patches = load_face_patches(make_detector())[:people]
+    plan = plan_walkby(320, 240, n_people=people, frames_per_person=50, n_patches=len(patches), seed=5)
+    video = write_video(plan, patches, tmp_path / "walkby.avi")
+    pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), tmp_path / "keys")
+
+    class Sharpness:
+        name, model_id = "sharpness", "test-sharpness"
+
+        def score_batch(self, crops):
+            return np.abs(np.diff(crops.astype(np.float64), axis=1)).mean(axis=(1, 2))
+
+    results = {}
+    for k, skip in ((1, 0.0), (4, 2.0)):
+        config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / f"store-{k}"),
+                                    "keys.recipient": str(pub), "detector.min_face_px": 24,
+                                    "detector.full_every": k, "quality.skip_near_duplicates": skip})
+        built = build_pipeline(config, ephemeral_device_key=True, scorer=Sharpness())
+        summary = built.pipeline.run()
+        results[k] = (summary, built.pipeline.schedule.stats)
+    for k, (summary, _stats) in results.items():
+        assert summary.records_written == people == len(summary.sealed_tracks()), k
+    summary, stats = results[4]
+    assert stats.full < summary.frames and stats.refined > 0
