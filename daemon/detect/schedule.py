@@ -67,11 +67,7 @@ class DetectionSchedule:
         self._since_full: int | None = None  # frames since the last full pass (None: none yet)
         self._recent: deque[list[Detection]] = deque(maxlen=max(1, self.search_recent))  # last frames' faces
 
-    @property
-    def follow_frames(self) -> int:
-        """Tracks unseen for longer than this are not followed between full passes (a full
-        pass has looked for them since): what the caller asks the tracker for."""
-        return self.full_every
+    follow_frames: int = 1 << 30  # tracks unseen longer than this are not followed (default: every live track)
 
     @property
     def name(self) -> str:
@@ -91,7 +87,8 @@ class DetectionSchedule:
         if len(boxes) == 0:
             self._since_full = (self._since_full or 0) + 1
             return []  # nothing to follow until the next full pass
-        if _any_touch(boxes):
+        fresh = boxes if tracks.shape[1] < 9 else boxes[tracks[:, 8] <= self.full_every]
+        if _any_touch(fresh):  # (a track long unseen does not count: it only gets O-Net)
             self.stats.crowded += 1
             return self._full(image_bgr)
         self._since_full = (self._since_full or 0) + 1
