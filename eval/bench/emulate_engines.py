@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.board is not None:
             report = board_run(args.board, engines, graphs, args.crops, args.batch, args.blas_dir)
             print(f"{args.board} ({report['cpu']}, qemu-user), numpy {report['numpy']}, {args.crops} crops, batch {args.batch}, "
-                  f"BLAS: {report['blas_dir'] or 'the sysroot default'}")
+                  f"BLAS: {report['blas_dir'] or 'what the guest numpy loads'}")
             print(f"{'graph':16s} " + "  ".join(f"{e + ' M instr/crop':>20s}" for e in engines))
             for graph, per_engine in report["instructions_per_crop"].items():
                 print(f"{graph:16s} " + "  ".join(f"{per_engine[e] / 1e6:20.1f}" if e in per_engine else f"{'-':>20s}"
