@@ -181,11 +181,9 @@ def run_service(built: BuiltPipeline, stop: threading.Event | None = None,
         notifier.close()
     stats = getattr(sink, "stats", None)
     if stats is not None:  # what reached the disk, beside what was sealed
-        counts = {"records_stored": stats.records_stored, "records_lost": stats.records_lost,
-                  "records_queued": len(getattr(sink, "pending", []))}
-        for name, value in counts.items():
-            if not getattr(summary, name, 0):
-                setattr(summary, name, value)
+        summary.records_stored = stats.records_stored
+        summary.records_lost = stats.records_lost
+        summary.records_queued = len(getattr(sink, "pending", []))
         if stats.records_lost:
             log.error("%d record(s) lost: %s", stats.records_lost, "; ".join(stats.lost_reasons[:5]))
     fields = {k: v for k, v in summary.as_dict().items() if k != "tracks"}
