@@ -66,12 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--model", type=Path, default=None, help="a QONNX graph instead of the bundle's forward_at_mean")
         p.add_argument("--out", type=Path, default=Path("build/hw"))
         p.set_defaults(func=func)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SnapsealError as error:
-        print(f"snapseal: error: {error}", file=sys.stderr)
-        return 2
+    from snapseal.cli import run_command
+
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -48,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Call ``args.func(args)``: a ``SnapsealError`` becomes one line and exit 2 (every snapseal
+    command-line tool ends through here)."""
     try:
         return int(args.func(args) or 0)
     except SnapsealError as error:
