@@ -27,6 +27,7 @@ inline the two are the same.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from snapseal.daemon.scoring.base import Scorer
-from snapseal.daemon.scoring.chooser import Ranker, finite_rank, make_ranker
+from snapseal.daemon.scoring.chooser import PARETO_CAP, SCORE_SAMPLE, Ranker, finite_rank, make_ranker, track_scale
 from snapseal.daemon.track import TrackInfo
 from snapseal.daemon.types import FaceCrop, ScoredCrop
 
@@ -76,6 +77,10 @@ class _TrackCrops:
     clip: list[tuple[int, FaceCrop]] = field(default_factory=list)
     scored: int = 0
     unscored: int = 0  # crops added whose scores are not applied yet (queued or in flight)
+    # calibrated rankers only: the crops that can still win for some track scale, and the scores
+    front: list[tuple[float, float, int, ScoredCrop]] = field(default_factory=list)  # (score, cost, seq, crop)
+    scores: list[float] = field(default_factory=list)  # a bounded sample of the track's scores
+    sample: random.Random = field(default_factory=lambda: random.Random(0))
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,8 @@ class CropChooser:
         # NaN would never compare greater: rank it lowest so the track still keeps a crop. Only
         # the kept crops (and their evidence images) stay referenced: the rest are freed here.
         rank = finite_rank(self.ranker(scored)) if math.isfinite(scored.score) else -math.inf
+        if getattr(self.ranker, "calibrated", False):
+            self._keep_on_front(state, seq, scored)
         if len(state.kept) == self.top_k and rank <= state.kept[-1][0]:
             return
         position = len(state.kept)
@@ -231,6 +238,38 @@ class CropChooser:
         del state.kept[self.top_k:]
         if position == 0 and self.clip_frames:
             state.clip = [(s, c) for s, c in state.history if seq - self.clip_frames <= s <= seq + self.clip_frames]
+
+    def _keep_on_front(self, state: _TrackCrops, seq: int, scored: ScoredCrop) -> None:
+        """Calibrated ranker: keep the crop if fewer than top_k kept crops beat it on both its
+        score and its cost (ties: the earlier crop wins), and sample its score for the scale."""
+        value = scored.score if math.isfinite(scored.score) else -math.inf
+        if math.isfinite(value):
+            if len(state.scores) < SCORE_SAMPLE:
+                state.scores.append(value)
+            else:  # reservoir sampling with a fixed seed: deterministic
+                slot = state.sample.randrange(state.scored)
+                if slot < SCORE_SAMPLE:
+                    state.scores[slot] = value
+        cost = self.ranker.cost(scored)
+
+        def beats(a: tuple, b: tuple) -> bool:
+            return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1] or a[2] < b[2])
+
+        entry = (value, cost, seq, scored)
+        if sum(beats(other, entry) for other in state.front) >= self.top_k:
+            return
+        front = state.front + [entry]
+        state.front = [e for e in front if sum(beats(o, e) for o in front if o is not e) < self.top_k]
+        if len(state.front) > PARETO_CAP:  # keep the best under the scale seen so far
+            scale = track_scale(state.scores)
+            state.front.sort(key=lambda e: (-(e[0] - scale * e[1]), e[2]))
+            del state.front[PARETO_CAP:]
+            state.front.sort(key=lambda e: e[2])
+
+    def _calibrated_choice(self, state: _TrackCrops) -> list[ScoredCrop]:
+        scale = track_scale(state.scores)
+        ordered = sorted(state.front, key=lambda e: (-(e[0] - scale * e[1]), e[2]))
+        return [e[3] for e in ordered[:self.top_k]]
 
     def end_track(self, track: TrackInfo) -> TrackChoice | None:
         """The track is over: its choice if it was long enough, else None. Frees its crops.
@@ -250,8 +289,15 @@ class CropChooser:
             self.stats.tracks_without_crops += 1
             return None
         self.stats.tracks_chosen += 1
-        return TrackChoice(track=track, kept=[scored for _, _, scored in state.kept],
-                           clip=[crop for _, crop in state.clip], crops_scored=state.scored)
+        kept = [scored for _, _, scored in state.kept]
+        clip = [crop for _, crop in state.clip]
+        if getattr(self.ranker, "calibrated", False) and state.front:
+            kept = self._calibrated_choice(state)
+            if self.clip_frames and kept[0] is not state.kept[0][2]:
+                # decided at the end: the clip is what the recent-crop window still holds around it
+                best = kept[0].crop.frame_index
+                clip = [crop for _, crop in state.history if abs(crop.frame_index - best) <= self.clip_frames]
+        return TrackChoice(track=track, kept=kept, clip=clip, crops_scored=state.scored)
 
     def open_track_ids(self) -> list[int]:
         return list(self._tracks)

@@ -14,6 +14,15 @@ Rankers (``CHOOSERS``; the config's ``[quality] chooser``):
   frame pixels. The weights were chosen by grouped cross-validation on the evaluation's
   tracks (``python -m snapseal.eval --only selection``; docs/MODEL_CARD.md, "Choosing the
   crop of a track").
+- ``frontal-calibrated``: the same terms with the score on the track's own scale,
+  (s - median) / MAD of the track's scores (a track is one person: only the order of its own
+  frames matters, and people's scores sit at different levels and spreads). Ordering by it is
+  ordering by ``s - MAD x cost`` with cost = ``pose_weight`` x deviation - ``size_weight`` x
+  log2 height, and the MAD is known only when the track ends, so the chooser keeps every crop
+  that could still win for some MAD >= 0 -- the crops no k others beat on both the score and
+  the cost (a Pareto front, usually a handful; at most ``PARETO_CAP``) -- and the scores alone
+  (floats, a bounded sample) for the MAD; it decides when the track ends, exactly as the
+  offline formula would.
 - ``default``: the one that measured best there (``DEFAULT_CHOOSER``).
 """
 
@@ -29,11 +38,15 @@ from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import CROP_SIZE, Detection, ScoredCrop
 
 N_PIXELS = CROP_SIZE * CROP_SIZE
-CHOOSERS = ("default", "score", "frontal")
-DEFAULT_CHOOSER = "score"  # until measured
-# Chosen by `python -m snapseal.eval --only selection` (docs/MODEL_CARD.md).
+CHOOSERS = ("default", "score", "frontal", "frontal-calibrated")
+DEFAULT_CHOOSER = "frontal-calibrated"  # measured best: docs/MODEL_CARD.md, "Choosing the crop of a track"
+# Chosen by `python -m snapseal.eval --only selection` (docs/MODEL_CARD.md), on all people.
 FRONTAL_POSE_WEIGHT = 1.0
-FRONTAL_SIZE_WEIGHT = 0.0
+FRONTAL_SIZE_WEIGHT = 0.1
+CALIBRATED_POSE_WEIGHT = 5.0
+CALIBRATED_SIZE_WEIGHT = 2.0
+PARETO_CAP = 64  # candidates kept per track by the calibrated ranker (their evidence images stay in memory)
+SCORE_SAMPLE = 4096  # scores kept per track for its median and MAD (a fixed-seed reservoir beyond that)
 POSE_UNRELIABLE = 1.0  # deviation given to a face whose landmarks cannot be read (missing, non-finite)
 
 Ranker = Callable[[ScoredCrop], float]
@@ -93,6 +106,36 @@ def score_ranker(scored: ScoredCrop) -> float:
     return scored.score
 
 
+@dataclass(frozen=True)
+class CalibratedFrontalRanker:
+    """(s - median) / MAD - pose_weight x deviation + size_weight x log2(height), per track.
+
+    ``calibrated`` tells the chooser to keep the Pareto front and decide at the track's end;
+    ``cost`` is the part that does not depend on the track's scale."""
+
+    pose_weight: float = CALIBRATED_POSE_WEIGHT
+    size_weight: float = CALIBRATED_SIZE_WEIGHT
+    calibrated = True
+
+    def cost(self, scored: ScoredCrop) -> float:
+        detection = scored.crop.detection
+        return self.pose_weight * pose_deviation(detection) - self.size_weight * math.log2(face_height(detection))
+
+    def __call__(self, scored: ScoredCrop) -> float:
+        """The provisional rank before the track's scale is known (scale 1): for the clip only."""
+        return scored.score - self.cost(scored)
+
+
+def track_scale(scores) -> float:
+    """The MAD of a track's scores (1 when they are all alike): the calibrated ranker's scale."""
+    values = np.asarray(scores, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0
+    mad = float(np.median(np.abs(values - np.median(values))))
+    return mad if mad > 0 else 1.0
+
+
 def make_ranker(name: str | None = None) -> Ranker:
     """The ranker called ``name`` (None or "default": ``DEFAULT_CHOOSER``); unknown -> SnapsealError."""
     name = DEFAULT_CHOOSER if name in (None, "", "default") else name
@@ -100,6 +143,8 @@ def make_ranker(name: str | None = None) -> Ranker:
         return score_ranker
     if name == "frontal":
         return FrontalRanker()
+    if name == "frontal-calibrated":
+        return CalibratedFrontalRanker()
     raise SnapsealError(f"unknown chooser {name!r}; known: {', '.join(CHOOSERS)}")
 
 

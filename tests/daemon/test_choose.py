@@ -390,3 +390,36 @@ def test_only_the_kept_crops_evidence_stays_in_memory():
     assert sum(ref() is not None for ref in alive) <= 2  # the top 2, nothing else of the track
     choice = chooser.end_track(info(1, 200))
     assert [c.crop.evidence[0].pixels[0, 0, 0] for c in choice.kept] == [199, 198]
+
+
+@pytest.mark.parametrize("top_k,seed", [(1, 0), (1, 1), (2, 2), (3, 3)])
+def test_the_calibrated_ranker_online_keeps_what_the_offline_formula_picks(top_k, seed):
+    """The chooser never sees the track's scale before the end, yet keeps exactly the crops that
+    (s - median) / MAD - pose_weight x deviation + size_weight x log2(height) ranks first."""
+    from snapseal.daemon.scoring.chooser import CalibratedFrontalRanker, pose_deviation
+
+    rng = np.random.default_rng(seed)
+    n = 150
+    scores = rng.normal(3000.0, 200.0, n)
+    turns = rng.uniform(-0.4, 0.4, n)
+    sizes = rng.uniform(50, 150, n)
+    queue = list(scores)
+
+    class Replay:
+        name, model_id = "replay", "test"
+
+        def score_batch(self, crops):
+            return np.array([queue.pop(0) for _ in range(len(crops))])
+
+    ranker = CalibratedFrontalRanker()
+    chooser = CropChooser(Replay(), top_k=top_k, batch_size=7, ranker=ranker)
+    detections = [face(turns[i], size=sizes[i]) for i in range(n)]
+    for i in range(n):
+        chooser.add(1, FaceCrop(np.zeros((64, 64), np.uint8), detections[i], i, 0.0))
+    kept = [c.crop.frame_index for c in chooser.end_track(info(1, n)).kept]
+    median = np.median(scores)
+    mad = np.median(np.abs(scores - median))
+    deviation = np.array([pose_deviation(d) for d in detections])
+    offline = (scores - median) / mad - ranker.pose_weight * deviation + ranker.size_weight * np.log2(sizes)
+    assert kept == [int(i) for i in np.argsort(-offline, kind="stable")[:top_k]]
+    assert len(chooser._tracks) == 0

@@ -18,6 +18,7 @@ from snapseal.investigator.open import open_record
 from snapseal.daemon.logs import configure_logging
 from snapseal.daemon.service import build_pipeline
 from snapseal.daemon.records.store import list_headers
+from snapseal.daemon.scoring.chooser import make_ranker
 
 N_PEOPLE = 3
 
@@ -54,6 +55,9 @@ def run_pipeline(walkby, keys, tmp_path, **overrides):
     scored: list = []
     built = build_pipeline(config, ephemeral_device_key=True, detector=TruthDetector(plan), scorer=SharpnessScorer(),
                            on_scored=lambda track_id, s: scored.append((track_id, s)))
+    # these tests check what is kept against the scores: rank by the score alone (the default
+    # ranker, which adds pose terms, is checked in tests/daemon/test_choose.py)
+    built.pipeline.chooser.ranker = make_ranker("score")
     summary = built.pipeline.run()
     return plan, summary, scored
 
