@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"snapseal: error: {args.video} not found (run `make demo` or `make eval` first)", file=sys.stderr)
         return 2
     from snapseal.daemon.crop import EvidenceSettings
+    from snapseal.daemon.scoring.chooser import PARETO_CAP
     from snapseal.eval import report
 
     default = EvidenceSettings()
@@ -70,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     body = ("## Evidence images: record size and memory\n\n"
             f"Regenerate with `python -m snapseal.eval.record_size`; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
             f"on {args.video.name} ({runs[0]['frames']} frames), the daemon's pipeline with its defaults (MTCNN, IoU "
-            "tracker, default scorer on emulate, top-k 1). Record size = the sealed file on disk; peak = the largest "
+            "tracker, default scorer on emulate, default chooser, top-k 1). Record size = the sealed file on disk; peak = the largest "
             "Python-tracked memory during the run (tracemalloc, numpy buffers included). The chooser keeps the "
-            "evidence images of its top-k candidates only (tests/daemon/test_choose.py checks that the rest are freed).\n\n"
+            "evidence images of its candidates only -- the top k, or with the default ranker (frontal-calibrated) "
+            "the crops that can still win once the track's scale is known, at most "
+            f"{PARETO_CAP} -- never the whole track (tests/daemon/test_choose.py checks that the rest are freed).\n\n"
             + report.markdown_table(["records hold", "records", "mean size (KB)", "largest (KB)",
                                      "peak traced memory (MB)", "frames/s (traced)"], rows))
     report.replace_section(args.results, "evidence", body)

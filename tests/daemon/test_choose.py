@@ -423,3 +423,22 @@ def test_the_calibrated_ranker_online_keeps_what_the_offline_formula_picks(top_k
     offline = (scores - median) / mad - ranker.pose_weight * deviation + ranker.size_weight * np.log2(sizes)
     assert kept == [int(i) for i in np.argsort(-offline, kind="stable")[:top_k]]
     assert len(chooser._tracks) == 0
+
+
+def test_the_calibrated_ranker_keeps_a_bounded_front_of_evidence():
+    from snapseal.daemon.scoring.chooser import PARETO_CAP
+
+    alive: list[weakref.ref] = []
+    chooser = CropChooser(MeanScorer(), batch_size=4, ranker=make_ranker("frontal-calibrated"))
+    rng = np.random.default_rng(5)
+    for frame in range(300):
+        pixels = np.full((60, 50, 3), frame % 251, np.uint8)
+        alive.append(weakref.ref(pixels))
+        detection = face(float(rng.uniform(-0.4, 0.4)), size=float(rng.uniform(50, 150)))
+        chooser.add(1, FaceCrop(np.full((64, 64), rng.integers(0, 256), np.uint8), detection, frame, 0.0,
+                                (EvidenceImage(pixels, "evidence", (0, 0, 50, 60)),)))
+        del pixels
+    chooser.flush()
+    gc.collect()
+    assert 1 <= sum(ref() is not None for ref in alive) <= PARETO_CAP
+    assert chooser.end_track(info(1, 300)).best.crop.evidence
