@@ -87,8 +87,7 @@ class DetectionSchedule:
         if len(boxes) == 0:
             self._since_full = (self._since_full or 0) + 1
             return []  # nothing to follow until the next full pass
-        fresh = boxes if tracks.shape[1] < 9 else boxes[tracks[:, 8] <= self.full_every]
-        if _any_touch(fresh):  # (a track long unseen does not count: it only gets O-Net)
+        if _any_touch(boxes):
             self.stats.crowded += 1
             return self._full(image_bgr)
         self._since_full = (self._since_full or 0) + 1
