@@ -141,7 +141,8 @@ class QualityConfig:
                                minimum=0, maximum=50)
     batch_size: int = setting(16, "int", "crops scored per accelerator call", minimum=1, maximum=1024)
     chooser: str = setting("default", "str", "which crop of a track is kept: \"default\" (measured best, "
-                           "docs/MODEL_CARD.md), \"score\" (the scorer alone) or \"frontal\" (score, pose and size)",
+                           "docs/MODEL_CARD.md), \"score\" (the scorer alone), \"frontal\" (score, pose and size) or "
+                           "\"frontal-calibrated\" (the same with the score on the track's own scale)",
                            choices=CHOOSERS)
     skip_near_duplicates: float = setting(0.0, "float", "a crop within this mean grey-level difference of its track's "
                                           "last scored crop is not scored (0 = score every crop)",
