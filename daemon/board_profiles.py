@@ -5,7 +5,11 @@ the same boards) refers to it, ``deploy/`` writes a profile's keys into the boar
 the build read it too.
 
 The numbers behind each choice are in docs/HARDWARE.md ("Detector runtimes"); the ARM harness
-(eval/board/) estimates a profile's frames/s from instruction counts under qemu.
+(eval/board/) estimates a profile's frames/s from instruction counts under qemu. ``full_every``
+(k) was chosen with ``python -m snapseal.eval.bench.detector --selection``: up to k = 8 every
+walker of the evaluation videos keeps exactly one record and the kept crops are no worse than
+full detection on every frame; k = 10 lost a walker. The PYNQ-Z2 needs the most savings: k = 8;
+the Ultra96-V2 keeps a margin: k = 5.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ RUNTIME_PROFILES: dict[str, RuntimeProfile] = {
     "pynq-z2": RuntimeProfile(
         name="pynq-z2", cpu="2 x Cortex-A9 650 MHz (armv7l, NEON)", cores=2,
         frame_width=640, frame_height=480, min_face_px=40,
-        runtime="ncnn", threads=2, pyramid_interpolation="linear", full_every=10,
+        runtime="ncnn", threads=2, pyramid_interpolation="linear", full_every=8,
         skip_near_duplicates=2.0,
     ),
     # Zynq UltraScale+ ZU3EG: 4 x Cortex-A53 at 1.2 GHz.
