@@ -50,19 +50,21 @@ class RuntimeProfile:
 
 RUNTIME_PROFILES: dict[str, RuntimeProfile] = {
     # Zynq-7020: 2 x Cortex-A9 at 650 MHz, NEON; onnxruntime has no armv7l wheel and the
-    # distro's cv2.dnn has no NEON: ncnn. Both cores: one for the detector's threads, the
-    # scoring worker shares them.
+    # distro's cv2.dnn has no NEON: ncnn. One detector thread: the other core runs the scoring
+    # worker, decoding and sealing (ncnn's threads on a core that is busy elsewhere measured
+    # several times slower than one thread).
     "pynq-z2": RuntimeProfile(
         name="pynq-z2", cpu="2 x Cortex-A9 650 MHz (armv7l, NEON)", cores=2,
         frame_width=640, frame_height=480, min_face_px=40,
-        runtime="ncnn", threads=2, pyramid_interpolation="linear", full_every=8,
+        runtime="ncnn", threads=1, pyramid_interpolation="linear", full_every=8,
         skip_near_duplicates=2.0,
     ),
-    # Zynq UltraScale+ ZU3EG: 4 x Cortex-A53 at 1.2 GHz.
+    # Zynq UltraScale+ ZU3EG: 4 x Cortex-A53 at 1.2 GHz: two detector threads, two cores left
+    # for the scoring worker, decoding and sealing.
     "ultra96-v2": RuntimeProfile(
         name="ultra96-v2", cpu="4 x Cortex-A53 1.2 GHz (aarch64)", cores=4,
         frame_width=640, frame_height=480, min_face_px=40,
-        runtime="ncnn", threads=4, pyramid_interpolation="linear", full_every=5,
+        runtime="ncnn", threads=2, pyramid_interpolation="linear", full_every=5,
         skip_near_duplicates=2.0,
     ),
     # A workstation or CI (x86_64): the daemon's defaults.
