@@ -72,7 +72,7 @@ class Tracker(Protocol):
 
     def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
         """The same tracks as ``predicted_boxes``, one row each: predicted box (4), last matched
-        box (4), frames since the last match (1) -> N x 9."""
+        box (4), frames since the last match, matched frames so far -> N x 10."""
         ...
 
 
@@ -204,9 +204,9 @@ class DistanceTracker:
         return np.array([t.box for t in self._tracks if frame_index - t.last_frame <= seen_within]).reshape(-1, 4)
 
     def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
-        rows = [np.concatenate([t.box, t.box, [frame_index - t.last_frame]]) for t in self._tracks
+        rows = [np.concatenate([t.box, t.box, [frame_index - t.last_frame, t.hits]]) for t in self._tracks
                 if frame_index - t.last_frame <= seen_within]
-        return np.array(rows, dtype=np.float64).reshape(-1, 9)
+        return np.array(rows, dtype=np.float64).reshape(-1, 10)
 
 
 class _KalmanBox:
@@ -486,11 +486,11 @@ class IouTracker:
         return self.predicted_tracks(frame_index, seen_within)[:, :4]
 
     def predicted_tracks(self, frame_index: int, seen_within: int) -> np.ndarray:
-        """Prediction, last matched box and frames since the match of the same tracks (N x 9)."""
+        """Prediction, last matched box, frames since the match and matched frames (N x 10)."""
         predicted = self._predicted_boxes(frame_index)
-        rows = [np.concatenate([predicted[i], t.box, [frame_index - t.last_frame]])
+        rows = [np.concatenate([predicted[i], t.box, [frame_index - t.last_frame, t.hits]])
                 for i, t in enumerate(self._tracks) if frame_index - t.last_frame <= seen_within]
-        return np.array(rows, dtype=np.float64).reshape(-1, 9)
+        return np.array(rows, dtype=np.float64).reshape(-1, 10)
 
 
 def make_tracker(kind: str, max_age_frames: int, min_length_frames: int, max_lost_frames: int = 100) -> Tracker:

@@ -8,6 +8,8 @@ schedule runs O-Net alone on the tracker's predicted boxes (``BoxRefiner.detect_
 - frame 0, and every ``full_every``-th frame after the last full pass: full detection
   (a new face is found within ``full_every`` frames);
 - other frames: O-Net on the predicted boxes of the tracks seen since the last full pass;
+- while a followed track is young (fewer than ``young_hits`` matched frames: a face just come
+  in), every frame is a full pass, as without a schedule, so the tracker establishes it;
 - with no live track there is nothing to follow: the frame gets no detection work at all
   (an empty scene costs one full pass per ``full_every`` frames);
 - a predicted face that O-Net does not confirm brings the next full pass forward to the next
@@ -29,8 +31,8 @@ from snapseal.daemon.detect.base import BoxRefiner, Detector
 from snapseal.daemon.errors import SnapsealError
 from snapseal.daemon.types import Box, Detection
 
-# frame index -> the live tracks: N x 4 predicted boxes, or N x 9 (predicted box, last matched
-# box, frames since that match: ``Tracker.predicted_tracks``)
+# frame index -> the live tracks: N x 4 predicted boxes, or N x 10 (predicted box, last matched
+# box, frames since that match, matched frames: ``Tracker.predicted_tracks``)
 Predictor = Callable[[int], np.ndarray]
 
 
@@ -42,6 +44,7 @@ class ScheduleStats:
     lost: int = 0  # predicted faces O-Net did not confirm (their frame then got a full pass)
     crowded: int = 0  # frames whose predicted boxes touched (a full pass instead)
     windows: int = 0  # cascade runs in a window around a lost face
+    young: int = 0  # frames with a full pass because a followed track was just born
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -56,6 +59,7 @@ class DetectionSchedule:
     window: float = 2.5  # side of the search window around a lost face, in box sides (0: none)
     search_recent: int = 2  # a lost face found within this many frames gets the window search
     full_on_loss: bool = False  # a face the window search misses too gets a full pass at once
+    young_hits: int = 5  # while a followed track has fewer matched frames, every frame is a full pass
     stats: ScheduleStats = field(default_factory=ScheduleStats)
 
     def __post_init__(self) -> None:
@@ -87,6 +91,9 @@ class DetectionSchedule:
         if len(boxes) == 0:
             self._since_full = (self._since_full or 0) + 1
             return []  # nothing to follow until the next full pass
+        if tracks.shape[1] >= 10 and np.any(tracks[:, 9] < self.young_hits):
+            self.stats.young += 1  # a face just found: full passes until its track is established
+            return self._full(image_bgr)
         if _any_touch(boxes):
             self.stats.crowded += 1
             return self._full(image_bgr)

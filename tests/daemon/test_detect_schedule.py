@@ -68,7 +68,7 @@ def test_full_every_k_frames_and_predicted_boxes_between():
     assert asked == [1, 2, 4, 5]
     assert all(np.array_equal(b, predicted) for b in detector.box_calls)
     assert schedule.stats.as_dict() == {"full": 3, "refined": 4, "refined_boxes": 4, "lost": 0, "crowded": 0,
-                                       "windows": 0}
+                                       "windows": 0, "young": 0}
 
 
 def test_a_lost_face_gets_a_full_pass_on_the_same_frame_when_asked():
@@ -213,8 +213,8 @@ def test_iou_tracker_predicts_the_motion_and_forgets_stale_tracks():
     assert predicted[0, 0] > 10 + 4 * 5  # moved on with the face
     assert len(tracker.predicted_boxes(20, seen_within=3)) == 0  # last seen at frame 5
     rows = tracker.predicted_tracks(7, seen_within=3)  # prediction, last matched box, frames since
-    assert rows.shape == (1, 9)
-    assert np.array_equal(rows[0, 4:8], [30.0, 20.0, 80.0, 70.0]) and rows[0, 8] == 2
+    assert rows.shape == (1, 10)
+    assert np.array_equal(rows[0, 4:8], [30.0, 20.0, 80.0, 70.0]) and rows[0, 8] == 2 and rows[0, 9] == 6
     assert np.array_equal(rows[:, :4], tracker.predicted_boxes(7, seen_within=3))
 
 
@@ -222,7 +222,17 @@ def test_distance_tracker_predicts_the_last_box():
     tracker = DistanceTracker()
     tracker.update([_face(10, 20)], 0)
     rows = tracker.predicted_tracks(2, seen_within=5)
-    assert rows.tolist() == [[10.0, 20.0, 60.0, 70.0, 10.0, 20.0, 60.0, 70.0, 2.0]]
+    assert rows.tolist() == [[10.0, 20.0, 60.0, 70.0, 10.0, 20.0, 60.0, 70.0, 2.0, 1.0]]
+
+
+def test_a_young_track_gets_full_passes_until_it_is_established():
+    detector = FakeDetector([_face(10, 10)])
+    schedule = DetectionSchedule(detector, full_every=10, young_hits=3)
+    for index, hits in enumerate([1, 1, 2, 3, 4]):
+        row = np.array([[10.0, 10.0, 60.0, 60.0, 10.0, 10.0, 60.0, 60.0, 0.0, hits]])
+        schedule.detect(FRAME, index, lambda i, row=row: row)
+    # frame 0 is full anyway; 1 and 2 (hits 1, 2 < 3) full; 3 and 4 O-Net alone
+    assert detector.full_calls == 3 and len(detector.box_calls) == 2 and schedule.stats.young == 2
 
 
 def test_schedule_on_a_real_photo_keeps_the_faces():
