@@ -122,8 +122,11 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class TrackerConfig:
     kind: str = setting("iou", "str", '"iou" (motion model) or "distance" (the paper\'s)', choices=TRACKER_KINDS)
-    max_age_frames: int = setting(15, "int", "a track ends after this many frames without its face",
-                                  minimum=0, maximum=10_000)
+    max_age_frames: int = setting(15, "int", "a track is lost after this many frames without its face (it ends after "
+                                  "max_lost_frames)", minimum=0, maximum=10_000)
+    max_lost_frames: int = setting(100, "int", "the same person re-appearing on a lost track's motion path within this "
+                                   "many frames keeps the track (a person behind a pillar); iou tracker",
+                                   minimum=0, maximum=10_000)
     min_length_frames: int = setting(5, "int", "shorter tracks are listed in the run summary, never sealed",
                                      minimum=1, maximum=10_000)
 

@@ -103,7 +103,8 @@ def build_pipeline(config: Config, ephemeral_device_key: bool = False, source: A
     except BaseException:
         source.close()
         raise
-    tracker = make_tracker(config.tracker.kind, config.tracker.max_age_frames, config.tracker.min_length_frames)
+    tracker = make_tracker(config.tracker.kind, config.tracker.max_age_frames, config.tracker.min_length_frames,
+                           max_lost_frames=config.tracker.max_lost_frames)
     chooser = CropChooser(scorer, top_k=config.quality.top_k, clip_frames=config.quality.clip_frames,
                           batch_size=config.quality.batch_size, on_scored=on_scored, background=background_scoring,
                           ranker=make_ranker(config.quality.chooser))

