@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.image import as_bgr
 from snapseal.daemon.types import CROP_SIZE, Detection, EvidenceImage, FaceCrop, Frame
 
 CROP_VARIANTS = ("box", "aligned")
@@ -259,16 +260,6 @@ def person_box(detection: Detection) -> tuple[float, float, float, float]:
             centre_x + PERSON_WIDTH * width / 2.0, box.y1 + PERSON_BELOW * height)
 
 
-def _colour(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    raise SnapsealError(f"crop: the frame must be H x W (x 3|4), got shape {image.shape}")
-
-
 def cut_evidence(image: np.ndarray, frame_box: tuple[float, float, float, float], max_side: int,
                  role: str = "evidence") -> EvidenceImage:
     """The frame's pixels inside ``frame_box`` in colour, downscaled (area) to fit ``max_side`` and
@@ -288,7 +279,7 @@ def cut_evidence(image: np.ndarray, frame_box: tuple[float, float, float, float]
     padded = inside != (x1, y1, x2, y2)
     pixels = np.full((out_h, out_w, 3), PAD_VALUE, np.uint8)
     if inside[2] > inside[0] and inside[3] > inside[1]:
-        part = _colour(image[inside[1]:inside[3], inside[0]:inside[2]])
+        part = as_bgr(image[inside[1]:inside[3], inside[0]:inside[2]], "crop: the frame")
         # where the in-frame part lands in the output (same scale on both axes)
         ox1, oy1 = int(round((inside[0] - x1) * scale)), int(round((inside[1] - y1) * scale))
         ox2, oy2 = int(round((inside[2] - x1) * scale)), int(round((inside[3] - y1) * scale))

