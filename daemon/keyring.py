@@ -234,18 +234,26 @@ class Keyring:
 # ---------------------------------------------------------------- loading
 
 
-def read_authority_key(path: Path | str) -> bytes:
-    """The Ed25519 public key in an ``authority.pub`` file (written by ``snapseal authority init``)."""
+def read_authority_document(path: Path | str) -> dict:
+    """The JSON object of an ``authority.pub`` file (version 1), read the same way on the camera
+    and on the trustees' machine; any problem is one ``KeyringError`` line."""
     path = Path(path)
     try:
         blob = path.read_bytes()[:65536]
         document = strict_json(blob.decode("utf-8"))
     except FileNotFoundError:
-        raise KeyringError(f"{path}: authority key file not found") from None
+        raise KeyringError(f"{path}: authority key file not found (made by 'snapseal authority init')") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise KeyringError(f"{path}: not an authority key file ({getattr(error, 'strerror', None) or 'garbled'})") from None
     if not isinstance(document, dict) or document.get("snapseal_authority") != 1:
         raise KeyringError(f"{path}: not a snapseal authority key file (version 1)")
+    return document
+
+
+def read_authority_key(path: Path | str) -> bytes:
+    """The Ed25519 public key in an ``authority.pub`` file (written by ``snapseal authority init``)."""
+    path = Path(path)
+    document = read_authority_document(path)
     try:
         key = unb64(document.get("sign_key"), 32, "sign_key")
     except ValueError as error:

@@ -169,15 +169,10 @@ class AuthorityPublic:
 
     @classmethod
     def load(cls, path: Path | str) -> AuthorityPublic:
+        from snapseal.daemon.keyring import read_authority_document
+
         path = Path(path)
-        try:
-            document = json.loads(path.read_bytes()[:65536].decode("utf-8"))
-        except FileNotFoundError:
-            raise SnapsealError(f"{path}: authority file not found (run 'snapseal authority init')") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SnapsealError(f"{path}: not an authority file ({getattr(error, 'strerror', None) or 'garbled'})") from None
-        if not isinstance(document, dict) or document.get("snapseal_authority") != 1:
-            raise SnapsealError(f"{path}: not a snapseal authority file (version 1)")
+        document = read_authority_document(path)
         try:
             public = cls(unb64(document.get("sign_key"), 32, "sign_key"), unb64(document.get("vault_key"), 32, "vault_key"),
                          int(document["threshold"]), int(document["shares"]), str(document.get("created", "")))
