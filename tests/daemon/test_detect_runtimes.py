@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.detect import detector_from_config, make_detector, runtimes
 from snapseal.daemon.detect.base import BoxRefiner
@@ -26,8 +27,7 @@ RUNTIMES = ("onnxruntime", "opencv", "ncnn")
 
 def _asset(relative: str) -> np.ndarray:
     path = ASSETS / relative
-    if not path.is_file():
-        pytest.skip(f"{path} missing: run `make data`")
+    require_built(path)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert image is not None
     return image

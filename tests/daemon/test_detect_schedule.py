@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tests.conftest import require_built
 
 from snapseal.daemon.detect import make_detector
 from snapseal.daemon.detect.schedule import DetectionSchedule
@@ -237,8 +238,7 @@ def test_a_young_track_gets_full_passes_until_it_is_established():
 
 def test_schedule_on_a_real_photo_keeps_the_faces():
     path = ASSETS / "insightface" / "t1.jpg"
-    if not path.is_file():
-        pytest.skip(f"{path} missing: run `make data`")
+    require_built(path)
     image = cv2.imread(str(path))
     detector = make_detector()
     schedule = DetectionSchedule(detector, full_every=4)
@@ -284,8 +284,7 @@ def test_the_daemon_with_a_schedule_keeps_one_record_per_person(tmp_path):
     """The whole daemon (service.build_pipeline) on a walk-by of real faces with MTCNN: a full
     detection every 4th frame and near-duplicate skipping give every person exactly one record,
     as full detection on every frame does, with fewer full passes than frames."""
-    if not (ASSETS / "insightface" / "t1.jpg").is_file():
-        pytest.skip("build/assets missing: run `make data`")
+    require_built(ASSETS / "insightface" / "t1.jpg")
     from snapseal.daemon.config import load_config
     from snapseal.daemon.keys import InvestigatorKeyPair, save_investigator_keys
     from snapseal.daemon.service import build_pipeline
