@@ -182,6 +182,33 @@ def pyramid_levels(height: int, width: int, min_face_px: float, scale_factor: fl
             for s in pyramid_scales(height, width, min_face_px, scale_factor)]
 
 
+# --------------------------------------------------------------------------- the ARM side
+def arm_frames_per_s(board_name: str, result_file: Path) -> dict:
+    """The ARM harness's frame model (eval/board/harness.py) on one measured configuration, with
+    the networks' instruction buckets removed one by one: what is left when they run on the FPGA.
+    The host side of the FPGA calls the detector would add is not in the counts."""
+    from snapseal.eval.board import harness
+
+    if board_name not in harness.BOARDS:
+        raise SnapsealError(f"the ARM harness has no board {board_name!r}")
+    if not result_file.is_file():
+        raise SnapsealError(f"{result_file}: no ARM harness result (run `make board-estimate`)")
+    board = harness.BOARDS[board_name]
+    result = json.loads(result_file.read_text())
+    keys = ("fps_1_face", "fps_2_faces", "fps_1_face_one_core", "fps_2_faces_one_core")
+
+    def frame_model(counts: dict) -> dict:
+        estimate = harness.to_estimate(board, {**result, "instructions": counts})
+        return {**{k: estimate[k] for k in keys}, "detector_ms": estimate["detector"]["ms_per_frame"]}
+
+    rows = {"measured": frame_model(dict(result["instructions"]))}
+    moved: list[str] = []
+    for bucket in harness.NET_BUCKETS:
+        moved.append(bucket)
+        rows["+".join(moved) + " on the FPGA"] = frame_model({**result["instructions"], **{b: 0 for b in moved}})
+    return {"result_file": str(result_file), "rows": rows}
+
+
 # --------------------------------------------------------------------------- FINN runs
 def run_vae_estimate(board, out_dir: Path, target_crops_per_s: float, bundle: Path | None = None, progress=None) -> dict:
     """The VAE's graph (the bundle's ``forward_at_mean``, as ``make estimate``) folded for another target."""
@@ -285,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--act", default="relu", help="relu, leaky, or prelu (MTCNN's own; FINN does not map it: the flow stops naming the layer)")
     parser.add_argument("--vae-targets", default="", help="also estimate the VAE folded for these crops/s (comma list)")
     parser.add_argument("--bundle", type=Path, default=None, help="bundle holding the VAE graph (default: the committed one)")
+    parser.add_argument("--arm-result", type=Path, default=None,
+                        help="an ARM harness result.json (build/board/<board>/estimate/<variant>/): its frames/s "
+                             "with the networks' instructions removed")
     args = parser.parse_args(argv)
 
     def run(_args):
@@ -299,9 +329,14 @@ def main(argv: list[str] | None = None) -> int:
                                    o_candidates=args.o_candidates, nets=nets, act=args.act,
                                    vae_targets=vae_targets, bundle=args.bundle,
                                    progress=lambda m: print(m, file=sys.stderr, flush=True))
+        if args.arm_result is not None:
+            result["arm"] = arm_frames_per_s(args.board, args.arm_result)
+            (out / "estimate.json").write_text(json.dumps(result, indent=1) + "\n")
         brief = {k: result[k] for k in ("board", "pyramid_levels_hw", "detector_totals", "detector_utilization")}
         brief["nets"] = {n: {k: r[k] for k in ("input_hw", "totals", "fps", "latency_ms") if k in r}
                          for n, r in result["nets"].items()}
+        if "arm" in result:
+            brief["arm"] = result["arm"]["rows"]
         brief["vae"] = {t: {k: v[k] for k in ("totals", "crops_per_s")} for t, v in result["vae"].items()}
         print(json.dumps(brief, indent=1))
         print(f"wrote {out / 'estimate.json'}", file=sys.stderr)
