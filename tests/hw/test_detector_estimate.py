@@ -26,7 +26,6 @@ def test_frame_smaller_than_min_face_is_one_error(tmp_path):
 
 
 @pytest.mark.build
-@pytest.mark.slow
 @pytest.mark.parametrize("act", ["relu", "leaky"])
 def test_pnet_maps_to_finn_hardware(tmp_path, act):
     import torch
@@ -53,3 +52,13 @@ def test_pnet_maps_to_finn_hardware(tmp_path, act):
     assert run["totals"]["LUT"] > 0 and run["fps"] > 0 and run["n_hw_layers"] == len(report["hw_layers"])
     written = json.loads((tmp_path / act / "estimate.json").read_text())
     assert written["totals"] == run["totals"]
+
+
+@pytest.mark.build
+def test_prelu_stops_the_flow_naming_the_layer(tmp_path):
+    from snapseal.hw.boards import get_board
+    from snapseal.hw.detector_estimate import run_estimate
+    from snapseal.hw.flow import FlowError
+
+    with pytest.raises(FlowError, match="PRelu"):
+        run_estimate("pnet", get_board("pynq-z2"), tmp_path, 100.0, height=20, width=28, act="prelu")
