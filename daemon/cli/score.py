@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop", action="store_true", help="each image already is a face crop: no detection")
     parser.add_argument("--min-face-px", type=float, default=DEFAULT_MIN_FACE_PX, help="smallest face to detect (default %(default)s)")
     parser.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="detector confidence (default %(default)s)")
+    parser.add_argument("--runtime", choices=("onnxruntime", "opencv", "ncnn"),
+                        help="what runs the detector (default: onnxruntime where it is installed, else OpenCV DNN)")
     parser.set_defaults(func=run)
 
 
@@ -61,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
             else:
                 if detector is None:
                     from snapseal.daemon.detect import make_detector
+                    from snapseal.daemon.detect.runtimes import available_runtimes
 
-                    detector = make_detector(min_face_px=args.min_face_px, confidence=args.confidence)
+                    # A board without onnxruntime (the PYNQ-Z2) still scores photos: OpenCV DNN is everywhere.
+                    runtime = args.runtime or next((r for r in ("onnxruntime", "opencv") if r in available_runtimes()),
+                                                   "onnxruntime")
+                    detector = make_detector(min_face_px=args.min_face_px, confidence=args.confidence, backend=runtime)
                 crop, box, confidence = _largest_face(image, detector, path)
             line = _score_line(scorer, crop)
             line = {"path": path, **line, "box": box, "confidence": confidence}

@@ -262,22 +262,30 @@ def test_a_scorer_error_on_the_worker_is_raised_in_the_callers_thread():
 
 
 def test_waiting_for_the_worker_is_timed_apart_from_its_busy_time():
-    class Slow(MeanScorer):
-        def score_batch(self, crops):
-            time.sleep(0.05)
-            return super().score_batch(crops)
+    """The first batch is scored while the caller is elsewhere (it waits for an event, not for
+    time), so the caller's wait covers at most the second, fast batch: busy > wait."""
+    finished = threading.Event()
 
-    with CropChooser(Slow(), batch_size=1, background=True) as chooser:
+    class SlowFirst(MeanScorer):
+        def score_batch(self, crops):
+            if not finished.is_set():
+                time.sleep(0.2)
+            result = super().score_batch(crops)
+            finished.set()
+            return result
+
+    with CropChooser(SlowFirst(), batch_size=1, background=True) as chooser:
         chooser.add(1, crop(1, 0))
-        time.sleep(0.1)  # the caller does other work while the batch is scored
+        assert finished.wait(30.0)  # the caller does other work while the batch is scored
         chooser.add(1, crop(2, 1))
         chooser.end_track(info(1, 2))
-    assert chooser.stats.score_seconds >= 0.1
-    assert chooser.stats.score_wait_seconds < chooser.stats.score_seconds - 0.03
+    assert chooser.stats.score_seconds >= 0.2
+    assert chooser.stats.score_wait_seconds < chooser.stats.score_seconds
 
-    inline = CropChooser(Slow(), batch_size=1)
+    inline = CropChooser(SlowFirst(), batch_size=1)
+    finished.clear()
     inline.add(1, crop(1, 0))
-    assert inline.stats.score_wait_seconds >= inline.stats.score_seconds >= 0.05
+    assert inline.stats.score_wait_seconds >= inline.stats.score_seconds >= 0.2
 
 
 def test_a_batch_failing_during_back_pressure_leaves_the_queued_crops_queued():

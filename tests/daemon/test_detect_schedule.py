@@ -292,7 +292,7 @@ def test_the_daemon_with_a_schedule_keeps_one_record_per_person(tmp_path):
     from snapseal.eval.scenes.walkby import plan_walkby, write_video
 
     people = 3
-    patches = load_face_patches(make_detector())[:people]
+    patches = load_face_patches(make_detector(), ASSETS)[:people]
     plan = plan_walkby(320, 240, n_people=people, frames_per_person=50, n_patches=len(patches), seed=5)
     video = write_video(plan, patches, tmp_path / "walkby.avi")
     pub, _ = save_investigator_keys(InvestigatorKeyPair.generate(), tmp_path / "keys")

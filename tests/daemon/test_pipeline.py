@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import ASSETS_DIR
 
 from snapseal.daemon.capture import open_source
 from snapseal.daemon.config import load_config
@@ -136,7 +137,7 @@ def test_real_detector_on_real_faces_gives_one_record_per_person(keys, tmp_path,
     from snapseal.daemon.detect import make_detector
 
     detector = make_detector(min_face_px=24, confidence=0.9)
-    patches = load_face_patches(detector)
+    patches = load_face_patches(detector, ASSETS_DIR)
     plan = plan_walkby(320, 240, n_people=3, frames_per_person=60, n_patches=len(patches), seed=5)
     video = write_video(plan, patches, tmp_path / "real.avi")
     config = load_config(None, {"camera.source": str(video), "store.dir": str(tmp_path / "store"),

@@ -67,7 +67,7 @@ def walkby_with_one_person(path: Path, frames: int) -> Path:
     from snapseal.eval.scenes.walkby import plan_walkby, write_video
     from snapseal.daemon.detect import make_detector
 
-    patches = load_face_patches(make_detector(min_face_px=40))[:1]
+    patches = load_face_patches(make_detector(min_face_px=40), ASSETS_DIR)[:1]
     return write_video(plan_walkby(320, 240, n_people=1, frames_per_person=frames, seed=2), patches, path)
 
 

@@ -85,3 +85,12 @@ def test_fatal_problems_exit_2_with_one_line(tmp_path, capsys, photos):
     assert main(["score", "--scorer", "sharpest", str(photos[0])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("snapseal: error: ") for line in err)
+
+
+def test_without_onnxruntime_photos_are_scored_with_opencv_dnn(photos, capsys, monkeypatch):
+    """A PYNQ-Z2 has no onnxruntime: `snapseal score` falls back to OpenCV DNN for the detector."""
+    from snapseal.daemon.detect import runtimes
+
+    monkeypatch.setattr(runtimes, "available_runtimes", lambda: ["opencv", "ncnn"])
+    code, lines = _run(capsys, str(photos[0]))
+    assert code == 0 and isinstance(lines[0]["score"], float), lines
