@@ -31,6 +31,18 @@ def emulate(bundle):
     return make_accelerator("emulate", bundle)
 
 
+
+def _imports(*names: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+# The ort/qonnx engines and the cpu backend need onnxruntime and qonnx; a PYNQ-Z2 (no onnxruntime
+# for armv7l) and the Ultra96-V2 install (no qonnx) run the numpy engine instead.
+NEEDS_ORT_AND_QONNX = pytest.mark.skipif(not _imports("onnxruntime", "qonnx"),
+                                         reason="needs onnxruntime and qonnx (the numpy engine runs here)")
+
 def _ints(values: np.ndarray, scale: float) -> np.ndarray:
     ints = values / scale
     np.testing.assert_array_equal(ints, np.round(ints))  # outputs are integers times the scale
@@ -57,6 +69,7 @@ def test_shapes_and_ranges(emulate, bundle, crops):
         assert ints.min() >= lo and ints.max() < 2 ** (spec.bits - (1 if spec.signed else 0))
 
 
+@NEEDS_ORT_AND_QONNX
 def test_ort_engine_is_bit_exact_with_qonnx_engine(bundle, crops):
     fast = EmulateAccelerator(bundle, engine="ort").run_forward_at_mean_raw(crops[:3])
     reference = EmulateAccelerator(bundle, engine="qonnx", batch_size=3).run_forward_at_mean_raw(crops[:3])
@@ -64,6 +77,7 @@ def test_ort_engine_is_bit_exact_with_qonnx_engine(bundle, crops):
         np.testing.assert_array_equal(fast[name], reference[name])
 
 
+@NEEDS_ORT_AND_QONNX
 def test_decode_engines_agree(bundle):
     z = np.random.default_rng(3).normal(size=(2, bundle.latent_dim)).astype(np.float32)
     fast = EmulateAccelerator(bundle, engine="ort").decode(z)
@@ -119,6 +133,7 @@ def test_factory_names(bundle):
         EmulateAccelerator(bundle, engine="nope")
 
 
+@NEEDS_ORT_AND_QONNX
 def test_cpu_backend_runs_the_same_bundle(bundle, crops):
     cpu = make_accelerator("cpu", bundle)
     latent, dist = cpu.forward_at_mean(crops)

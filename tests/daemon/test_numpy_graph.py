@@ -149,6 +149,7 @@ def test_missing_onnxruntime_falls_back_to_numpy_with_same_scores(bundle, random
 
 def test_missing_qonnx_also_falls_back_to_numpy(bundle, monkeypatch, caplog):
     """An image with onnxruntime but no qonnx (the Ultra96-V2's requirements) cannot run ``ort``."""
+    pytest.importorskip("onnxruntime")  # without it the fallback names onnxruntime (tested above)
     monkeypatch.setitem(sys.modules, "qonnx", None)
     monkeypatch.setitem(sys.modules, "qonnx.core.modelwrapper", None)
     with caplog.at_level(logging.INFO, logger="snapseal.accel"):
@@ -160,6 +161,7 @@ def test_missing_qonnx_also_falls_back_to_numpy(bundle, monkeypatch, caplog):
 
 def test_default_engine_stays_ort_where_onnxruntime_imports(bundle):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("qonnx")
     assert EmulateAccelerator(bundle).engine == "ort"
 
 
@@ -232,6 +234,7 @@ def test_elementwise_ops_follow_onnx():
 
 def test_bit_exact_with_ort_engine_every_graph_every_output(bundle, golden, random_crops, numpy_engine):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("qonnx")  # the ort engine folds the weights with qonnx
     ort = EmulateAccelerator(bundle, engine="ort")
     crops = np.concatenate([golden[1], random_crops])
     for graph in ("encoder", "forward_at_mean"):
