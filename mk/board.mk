@@ -36,7 +36,7 @@ board-estimate: board-tools detector-ncnn
 	    $(BOARD_HARNESS) setup --board $$board && $(BOARD_HARNESS) estimate --board $$board --variant all || exit 1; done
 
 ## the daemon's tests in the ARM guest (both boards, or BOARD=...), from the board install
-board-test: board-tools
+board-test: board-tools detector-ncnn
 	@for board in $(BOARD_TEST_BOARDS); do \
 	    $(BOARD_HARNESS) setup --board $$board && $(BOARD_HARNESS) selftest --board $$board \
 	        && $(BOARD_HARNESS) test --board $$board || exit 1; done
