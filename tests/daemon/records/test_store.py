@@ -198,7 +198,8 @@ def test_purge_expired_deletes_exactly_the_expired(tmp_path):
 
 def test_list_headers_reads_headers_only_and_reports_bad_files(tmp_path):
     spool = RecordStore(tmp_path, quota_bytes=10_000_000)
-    paths = [spool.write(_record(60 + i, created=NOW + i)) for i in range(3)]
+    # an hour apart: the plaintext header's times are floored to the hour (header_resolution_s)
+    paths = [spool.write(_record(60 + i, created=NOW + 3600 * i)) for i in range(3)]
     truncated = paths[2].read_bytes()[:-10]
     paths[2].write_bytes(truncated)
     (tmp_path / ("0" * 32 + ".snap")).write_bytes(b"\x89PNG\r\n\x1a\n")
