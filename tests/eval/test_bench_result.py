@@ -50,3 +50,16 @@ def test_board_estimates_are_shown_beside_the_x86_figures(tmp_path):
     rows, notes = bench.board_rows(path)
     assert notes == [] and [row.value for row in rows] == [15.5, 10.25, 4.5]
     assert "ncnn at 640x480" in rows[0].basis
+
+
+def test_the_board_profile_is_shown_when_it_was_estimated(tmp_path):
+    import json
+
+    from snapseal.eval.bench import __main__ as bench
+
+    path = tmp_path / "board-estimate.json"
+    profile = {"fps_1_face": 5.5, "fps_2_faces": 5.0, "host_ms_per_crop": 20.0, "detector": {"runtime": "ncnn"}}
+    path.write_text(json.dumps({"pynq-z2": {"fps_1_face": 8.0, "fps_2_faces": 7.5, "host_ms_per_crop": 17.0,
+                                            "best_variant": "small", "variants": {"profile": profile}}}))
+    rows, _ = bench.board_rows(path)
+    assert [row.value for row in rows] == [5.5, 5.0, 20.0] and "variant profile" in rows[0].basis
