@@ -10,6 +10,7 @@ import logging
 import nacl.public
 import nacl.signing
 import pytest
+from tests.json_mutation import json_paths, json_values, set_at
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -220,21 +221,6 @@ def test_the_service_refuses_to_start_on_a_tampered_keyring_and_seals_with_a_goo
     assert "signature" in str(caught.value) and "\n" not in str(caught.value)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=3), max_leaves=6)
-
-
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, prefix + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, prefix + (index,))
-
-
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_a_re_signed_keyring_with_any_field_changed_loads_or_is_one_line(data):
@@ -242,11 +228,8 @@ def test_a_re_signed_keyring_with_any_field_changed_loads_or_is_one_line(data):
     that loads still gives every record in it a 32-byte key or a one-line refusal."""
     signer = nacl.signing.SigningKey.generate()
     document, _ = make_keyring(signer, days=3)
-    where = data.draw(st.sampled_from([p for p in list(_paths(document))[1:] if p != ("signature",)]), label="path")
-    target = document
-    for step in where[:-1]:
-        target = target[step]
-    target[where[-1]] = data.draw(json_values, label="value")
+    where = data.draw(st.sampled_from([p for p in list(json_paths(document))[1:] if p != ("signature",)]), label="path")
+    set_at(document, where, data.draw(json_values, label="value"))
     try:
         document["signature"] = b64(signer.sign(keyring_signed_bytes(document)).signature)
     except (ValueError, TypeError):

@@ -12,6 +12,7 @@ from datetime import date
 
 import nacl.public
 import pytest
+from tests.json_mutation import json_paths, json_values, set_at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -334,21 +335,6 @@ def test_a_warrant_stops_opening_a_period_once_its_records_expired(setup):
         source.key_for(header)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=3), max_leaves=6)
-
-
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _paths(item, prefix + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _paths(item, prefix + (index,))
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_re_signed_warrant_with_any_field_changed_loads_or_is_one_line(setup, data):
@@ -359,11 +345,8 @@ def test_a_re_signed_warrant_with_any_field_changed_loads_or_is_one_line(setup, 
         issue(authority, shares, path)
     document = json.loads(path.read_text())
     public = document["warrant"]
-    where = data.draw(st.sampled_from(list(_paths(public))[1:]), label="path")
-    target = public
-    for step in where[:-1]:
-        target = target[step]
-    target[where[-1]] = data.draw(json_values, label="value")
+    where = data.draw(st.sampled_from(list(json_paths(public))[1:]), label="path")
+    set_at(public, where, data.draw(json_values, label="value"))
     with authority.unlock_files(shares[:2]) as secret:
         try:
             document["signature"] = wr.b64(secret.signing_key.sign(wr._signed(public)).signature)
